@@ -1,0 +1,1 @@
+"""HTTP routers: thin, typed, no business logic."""

@@ -1,0 +1,81 @@
+"""Command line: ``python -m {{ cookiecutter.project_slug }} serve``, and the admin commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from .observability.logging import configure_logging
+{%- if cookiecutter.use_prometheus %}
+from .observability.multiprocess import prepare_multiprocess_dir
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+from .security.users_cli import users_cli
+{%- elif cookiecutter.auth == "api_key" %}
+from .security.keys_cli import keys_cli
+{%- endif %}
+from .settings import ConfigError, load_settings
+
+app = typer.Typer(
+    help="{{ cookiecutter.project_name }}: {{ cookiecutter.description }}",
+    no_args_is_help=True,
+    add_completion=False,
+)
+{%- if cookiecutter.auth == "jwt" %}
+app.add_typer(users_cli, name="users")
+{%- elif cookiecutter.auth == "api_key" %}
+app.add_typer(keys_cli, name="keys")
+{%- endif %}
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [APP_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind [APP_PORT].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes [APP_WORKERS].")
+    ] = None,
+) -> None:
+    """Serve the model over HTTP until SIGTERM or Ctrl-C."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if settings.model_path is not None and not settings.model_path.is_file():
+        typer.echo(f"error: APP_MODEL_PATH: no file at {settings.model_path}", err=True)
+        raise typer.Exit(2)
+    workers = workers or settings.workers
+    configure_logging(settings.log_level, settings.log_format)
+{%- if cookiecutter.use_prometheus %}
+    prepare_multiprocess_dir(workers)
+{%- endif %}
+    uvicorn.run(
+        "{{ cookiecutter.project_slug }}.main:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )
+
+
+@app.command("train-demo")
+def train_demo(
+    output: Annotated[Path, typer.Argument(help="Folder for model file and metadata.")] = Path(
+        "model"
+    ),
+) -> None:
+    """Train the demo model and save it, for APP_MODEL_PATH or an image build."""
+    from .model.loader import write_demo
+
+    typer.echo(str(write_demo(output)))
+
+
+def main() -> None:
+    app()

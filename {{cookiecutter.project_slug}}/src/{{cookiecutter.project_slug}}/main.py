@@ -1,0 +1,162 @@
+"""The application: settings, model lifecycle, middleware and routes wired together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+from fastapi import {% if cookiecutter.auth != "none" %}Depends, {% endif %}FastAPI
+{%- if cookiecutter.use_open_inference_protocol %}
+from fastapi.exceptions import RequestValidationError
+{%- endif %}
+
+from . import __version__
+{%- if cookiecutter.auth == "jwt" %}
+from .api import auth as auth_routes
+{%- endif %}
+{%- if cookiecutter.use_open_inference_protocol %}
+from .api import health, oip, predict
+{%- else %}
+from .api import health, predict
+{%- endif %}
+{%- if cookiecutter.auth != "none" %}
+from .api.schemas import error
+{%- endif %}
+from .docs import install_docs
+from .errors import install_error_handlers
+from .middleware import BodySizeLimit
+from .model.base import ModelLoadError, Predictor
+from .model.loader import load_predictor
+from .model.runner import InferenceRunner
+from .observability.logging import RequestLogMiddleware, configure_logging
+{%- if cookiecutter.use_prometheus %}
+from .observability.metrics import (
+    MetricsMiddleware,
+    PrometheusObserver,
+    mark_worker_exit,
+    metrics_endpoint,
+    record_model,
+)
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+from .security.bearer import JwtAuth, require_scope
+{%- elif cookiecutter.auth == "api_key" %}
+from .security.api_key import ApiKeyAuth, require_scope
+{%- endif %}
+from .settings import Settings, load_settings
+from .state import ServiceState
+
+logger = logging.getLogger(__name__)
+
+
+def warm_up(predictor: Predictor) -> None:
+    """Run one prediction so the first caller does not pay for lazy initialisation."""
+    predictor.predict(np.zeros((1, predictor.metadata.n_features), dtype=np.float64))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    state = ServiceState()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            predictor = await anyio.to_thread.run_sync(
+                load_predictor, settings.model_path, settings.model_name
+            )
+            await anyio.to_thread.run_sync(warm_up, predictor)
+        except ModelLoadError as exc:
+            logger.error("cannot load the model: %s", exc)
+            raise
+        state.runner = InferenceRunner(
+            predictor,
+            max_rows=settings.max_rows,
+            max_concurrency=settings.max_concurrency,
+            max_queue=settings.max_queue,
+            timeout_s=settings.inference_timeout_s,
+{%- if cookiecutter.use_prometheus %}
+            observer=PrometheusObserver(),
+{%- endif %}
+        )
+{%- if cookiecutter.use_prometheus %}
+        record_model(predictor.metadata)
+{%- endif %}
+        meta = predictor.metadata
+        logger.info("model ready", extra={"model": meta.name, "version": meta.version})
+        try:
+            yield
+        finally:
+            state.draining = True
+{%- if cookiecutter.auth != "none" %}
+            app.state.auth.database.close()
+{%- endif %}
+{%- if cookiecutter.use_prometheus %}
+            mark_worker_exit()
+{%- endif %}
+
+    app = FastAPI(
+        title="{{ cookiecutter.project_name }}",
+        description="{{ cookiecutter.description }}",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.service = state
+{%- if cookiecutter.auth == "jwt" %}
+    app.state.auth = JwtAuth.from_settings(settings)
+{%- elif cookiecutter.auth == "api_key" %}
+    app.state.auth = ApiKeyAuth.from_settings(settings)
+{%- endif %}
+
+    app.include_router(health.router)
+{%- if cookiecutter.auth != "none" %}
+    guarded: dict[str, Any] = {
+        "dependencies": [Depends(require_scope("predict"))],
+        "responses": {
+            401: error("Missing or invalid credentials."),
+            403: error("The credentials lack the 'predict' scope."),
+        },
+    }
+{%- else %}
+    guarded: dict[str, Any] = {}
+{%- endif %}
+    app.include_router(predict.router, **guarded)
+{%- if cookiecutter.use_open_inference_protocol %}
+    app.include_router(oip.server_router)
+    app.include_router(oip.model_router, **guarded)
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+    app.include_router(auth_routes.router)
+{%- endif %}
+{%- if cookiecutter.use_prometheus %}
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+{%- endif %}
+    install_docs(app)
+
+    install_error_handlers(app)
+{%- if cookiecutter.use_open_inference_protocol %}
+    app.add_exception_handler(RequestValidationError, oip.validation_error_handler)
+{%- endif %}
+
+    # Added last runs first: request log and id, then metrics, then the body limit.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+{%- if cookiecutter.use_prometheus %}
+    app.add_middleware(MetricsMiddleware)
+{%- endif %}
+    app.add_middleware(RequestLogMiddleware)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """Build ``app`` on first access, so importing this module reads no settings."""
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

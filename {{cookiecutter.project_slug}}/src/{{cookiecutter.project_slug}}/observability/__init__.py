@@ -1,0 +1,1 @@
+"""Logs{% if cookiecutter.use_prometheus %} and metrics{% endif %}: what operators see of the service."""

@@ -1,0 +1,107 @@
+"""Structured logs: one JSON object per line, one line per request, with a request id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .routes import route_template
+
+access_log = logging.getLogger("{{ cookiecutter.project_slug }}.access")
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        payload.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+class ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extra = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _RESERVED)
+        line = f"{record.levelname:<7} {record.name}: {record.getMessage()}"
+        return f"{line} {extra}" if extra else line
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Route our logs and uvicorn's through one handler on stderr (idempotent)."""
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else ConsoleFormatter()
+    formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # Our middleware writes the access line; uvicorn's own would duplicate it.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class RequestLogMiddleware:
+    """Give every request an id (X-Request-ID, honoured or made) and log it once at the end."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": route_template(scope),
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                        "request_id": request_id,
+                        "client": client[0] if client else None,
+                    },
+                )
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            # Accept only short, printable ids so a client cannot forge log lines.
+            if 0 < len(text) <= 128 and text.isprintable():
+                return text
+            return None
+    return None

@@ -1,0 +1,88 @@
+"""Bearer-token authentication: the FastAPI dependencies that guard routes by scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import jwt
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+
+from ..settings import Settings
+from .database import Database
+from .login_limit import LoginLimiter
+from .principal import SCOPES, Principal, parse_scopes
+from .tokens import TokenService
+from .users import UserStore
+
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="token", scopes=SCOPES, auto_error=False)
+
+
+@dataclass
+class JwtAuth:
+    database: Database
+    users: UserStore
+    tokens: TokenService
+    login_limiter: LoginLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JwtAuth:
+        database = Database(settings.database_url)
+        tokens = TokenService(
+            secret=settings.secret_key.get_secret_value().encode("utf-8"),
+            algorithm=settings.jwt_algorithm,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            expire=timedelta(minutes=settings.token_expire_minutes),
+            leeway_s=settings.jwt_leeway_s,
+        )
+        limiter = LoginLimiter(
+            settings.login_rate_limit, settings.rate_limit_storage, settings.trust_forwarded_for
+        )
+        return cls(database, UserStore(database), tokens, limiter)
+
+
+def jwt_auth(request: Request) -> JwtAuth:
+    auth: JwtAuth = request.app.state.auth
+    return auth
+
+
+def unauthorized(detail: str, error: str | None = "invalid_token") -> HTTPException:
+    challenge = f'Bearer error="{error}"' if error else "Bearer"
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": challenge}
+    )
+
+
+def current_principal(
+    token: str | None = Depends(bearer_scheme), auth: JwtAuth = Depends(jwt_auth)
+) -> Principal:
+    """The caller named by a valid token whose user still exists and is not disabled."""
+    if token is None:
+        raise unauthorized("Not authenticated", error=None)
+    try:
+        claims = auth.tokens.decode(token)
+    except jwt.InvalidTokenError:
+        raise unauthorized("Invalid or expired token") from None
+    user = auth.users.active(claims["sub"])
+    if user is None:
+        raise unauthorized("Invalid or expired token")
+    # The token may carry fewer scopes than the user has, never more.
+    return Principal(user.name, parse_scopes(claims.get("scope", "")) & user.scopes)
+
+
+def require_scope(scope: str) -> Callable[[Principal], Principal]:
+    """A dependency that lets through only callers whose token grants ``scope``."""
+
+    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+        if scope not in principal.scopes:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"this token lacks the '{scope}' scope",
+                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+            )
+        return principal
+
+    return dependency

@@ -1,0 +1,73 @@
+"""Shared fixtures: an app built from explicit settings, and a client with valid credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+{%- if cookiecutter.auth == "jwt" %}
+SECRET = "test-secret-key-that-is-long-enough-0123456789"
+PASSWORD = "correct horse battery staple"
+{%- endif %}
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Any:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "log_level": "warning",
+{%- if cookiecutter.auth != "none" %}
+            "database_url": f"sqlite:///{tmp_path / 'app.db'}",
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+            "secret_key": SECRET,
+{%- endif %}
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    result: Settings = make_settings()
+    return result
+
+
+@pytest.fixture
+def anonymous(settings: Settings) -> Iterator[TestClient]:
+    """A client of a started app (lifespan run, model loaded) that sends no credentials."""
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def auth_headers(anonymous: TestClient) -> dict[str, str]:
+    """Credentials with the predict scope, of the kind this service uses."""
+{%- if cookiecutter.auth == "jwt" %}
+    anonymous.app.state.auth.users.add("alice", PASSWORD, ["predict"])  # type: ignore[attr-defined]
+    response = anonymous.post("/token", data={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+{%- elif cookiecutter.auth == "api_key" %}
+    key = anonymous.app.state.auth.keys.add("tester", ["predict"])  # type: ignore[attr-defined]
+    return {"X-API-Key": key}
+{%- else %}
+    return {}
+{%- endif %}
+
+
+@pytest.fixture
+def client(anonymous: TestClient, auth_headers: dict[str, str]) -> TestClient:
+    """A client of a started app that sends valid credentials with every request."""
+    anonymous.headers.update(auth_headers)
+    return anonymous

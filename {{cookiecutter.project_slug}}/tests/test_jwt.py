@@ -1,0 +1,190 @@
+"""Hostile tests for logins and bearer tokens: every bad credential is a 401, never a 500."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+from .conftest import IRIS_ROW, PASSWORD, SECRET
+
+PREDICT = {"instances": [IRIS_ROW]}
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "sub": "alice",
+        "scope": "predict",
+        "iss": "{{ cookiecutter.project_slug.replace('_', '-') }}",
+        "aud": "{{ cookiecutter.project_slug.replace('_', '-') }}",
+        "iat": now,
+        "exp": now + timedelta(minutes=5),
+    }
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def forge(key: str = SECRET, algorithm: str = "HS256", **overrides: Any) -> str:
+    return jwt.encode(claims(**overrides), key, algorithm=algorithm)
+
+
+def b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def alg_none_token() -> str:
+    body = claims()
+    body["iat"] = int(body["iat"].timestamp())
+    body["exp"] = int(body["exp"].timestamp())
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(body)}."
+
+
+def tampered_token() -> str:
+    header, payload, signature = forge().split(".")
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+    return f"{header}.{payload}.{flipped}"
+
+
+BAD_TOKENS = {
+    "alg none": alg_none_token,
+    "wrong key": lambda: forge(key="another-secret-key-that-is-32-bytes-long!"),
+    "tampered signature": tampered_token,
+    "expired": lambda: forge(
+        exp=datetime.now(UTC) - timedelta(minutes=5), iat=datetime.now(UTC) - timedelta(minutes=20)
+    ),
+    "no exp": lambda: forge(exp=None),
+    "no iat": lambda: forge(iat=None),
+    "no sub": lambda: forge(sub=None),
+    "wrong issuer": lambda: forge(iss="someone-else"),
+    "wrong audience": lambda: forge(aud="another-service"),
+    "HS384 when HS256 is configured": lambda: forge(algorithm="HS384"),
+    "unknown user": lambda: forge(sub="mallory"),
+    "garbage": lambda: "not-a-token",
+    "empty segments": lambda: "..",
+    "non-ascii": lambda: "é.é.é",
+}
+
+
+@pytest.mark.parametrize("make_token", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
+def test_bad_tokens_are_401(
+    anonymous: TestClient, auth_headers: dict[str, str], make_token: Any
+) -> None:
+    response = anonymous.post(
+        "/predict", json=PREDICT, headers={"Authorization": f"Bearer {make_token()}".encode()}
+    )
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "Basic YWxpY2U6cGFzc3dvcmQ=", "Bearer", "Bearer ", "bearer", "Token abc"],
+    ids=["missing", "basic scheme", "bearer without token", "bearer space", "lowercase", "other"],
+)
+def test_missing_or_wrong_scheme_is_401(anonymous: TestClient, header: str | None) -> None:
+    headers = {"Authorization": header} if header is not None else {}
+    response = anonymous.post("/predict", json=PREDICT, headers=headers)
+    assert response.status_code == 401
+    assert "www-authenticate" in response.headers
+
+
+def test_valid_token_predicts(client: TestClient) -> None:
+    assert client.post("/predict", json=PREDICT).status_code == 200
+    assert client.get("/model").status_code == 200
+
+
+def test_token_response_shape(anonymous: TestClient, auth_headers: dict[str, str]) -> None:
+    response = anonymous.post("/token", data={"username": "alice", "password": PASSWORD})
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 15 * 60
+    decoded = jwt.decode(
+        body["access_token"], SECRET, algorithms=["HS256"], audience=claims()["aud"]
+    )
+    assert decoded["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("alice", "wrong password"), ("nobody", PASSWORD), ("alice", ""), ("", "")],
+)
+def test_bad_login_is_one_401(
+    anonymous: TestClient, auth_headers: dict[str, str], username: str, password: str
+) -> None:
+    response = anonymous.post("/token", data={"username": username, "password": password})
+    assert response.status_code in (401, 422)
+    if response.status_code == 401:
+        assert response.json() == {"detail": "Incorrect username or password"}
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_missing_scope_is_403(anonymous: TestClient) -> None:
+    anonymous.app.state.auth.users.add("viewer", PASSWORD, ["admin"])  # type: ignore[attr-defined]
+    token = anonymous.post("/token", data={"username": "viewer", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    response = anonymous.post("/predict", json=PREDICT, headers=headers)
+    assert response.status_code == 403
+    assert anonymous.get("/users/me", headers=headers).json() == {
+        "name": "viewer",
+        "scopes": ["admin"],
+    }
+
+
+def test_token_scope_can_be_narrowed(anonymous: TestClient, auth_headers: dict[str, str]) -> None:
+    token = anonymous.post(
+        "/token", data={"username": "alice", "password": PASSWORD, "scope": "admin"}
+    )
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    assert anonymous.post("/predict", json=PREDICT, headers=headers).status_code == 403
+
+
+def test_disabled_user_cannot_log_in_or_use_tokens(client: TestClient) -> None:
+    client.app.state.auth.users.disable("alice")  # type: ignore[attr-defined]
+    assert client.post("/predict", json=PREDICT).status_code == 401
+    response = client.post("/token", data={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 401
+
+
+def test_failed_logins_are_rate_limited(make_settings: Any) -> None:
+    with TestClient(create_app(make_settings(login_rate_limit="3/minute"))) as limited:
+        for _ in range(3):
+            bad = limited.post("/token", data={"username": "x", "password": "wrong password"})
+            assert bad.status_code == 401
+        blocked = limited.post("/token", data={"username": "x", "password": "wrong password"})
+        assert blocked.status_code == 429
+        assert int(blocked.headers["retry-after"]) >= 1
+
+
+def test_database_holds_no_plaintext_password(client: TestClient, settings: Settings) -> None:
+    path = settings.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        dump = "\n".join(db.iterdump())
+    assert PASSWORD not in dump
+    assert "$argon2id$" in dump
+
+
+def test_short_secret_is_refused(make_settings: Any) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        make_settings(secret_key="short")
+
+
+def test_app_refuses_to_start_without_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from {{ cookiecutter.project_slug }}.settings import ConfigError
+
+    monkeypatch.delenv("APP_SECRET_KEY", raising=False)
+    monkeypatch.chdir("/")
+    with pytest.raises(ConfigError, match="APP_SECRET_KEY: is required"):
+        create_app()

@@ -1,0 +1,69 @@
+"""Open Inference Protocol V2 routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from .conftest import IRIS_ROW
+
+
+def _name(client: TestClient) -> str:
+    name: str = client.get("/model").json()["name"]
+    return name
+
+
+def test_server_routes(anonymous: TestClient) -> None:
+    assert anonymous.get("/v2").json()["name"]
+    assert anonymous.get("/v2/health/live").json() == {"live": True}
+    assert anonymous.get("/v2/health/ready").json() == {"ready": True}
+
+
+def test_model_metadata_and_ready(client: TestClient) -> None:
+    name = _name(client)
+    meta = client.get(f"/v2/models/{name}").json()
+    assert meta["name"] == name
+    assert meta["inputs"][0]["shape"] == [-1, 4]
+    assert client.get(f"/v2/models/{name}/ready").json() == {"name": name, "ready": True}
+
+
+@pytest.mark.parametrize("data", [IRIS_ROW * 2, [IRIS_ROW, IRIS_ROW]], ids=["flat", "nested"])
+def test_infer(client: TestClient, data: list[Any]) -> None:
+    name = _name(client)
+    body = {
+        "id": "r1",
+        "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": data}],
+    }
+    response = client.post(f"/v2/models/{name}/infer", json=body)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert out["id"] == "r1"
+    assert out["outputs"][0]["data"] == ["setosa", "setosa"]
+    assert out["outputs"][0]["shape"] == [2]
+
+
+BAD = {
+    "shape mismatch": {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]},
+    "data count": {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROW},
+    "string data": {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ["a", 1, 2, 3]},
+    "bytes type": {"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]},
+    "unknown type": {"name": "x", "shape": [1, 4], "datatype": "FP8", "data": IRIS_ROW},
+    "floats as INT64": {"name": "x", "shape": [1, 4], "datatype": "INT64", "data": IRIS_ROW},
+}
+
+
+@pytest.mark.parametrize("tensor", BAD.values(), ids=BAD.keys())
+def test_bad_input_is_400_with_error(client: TestClient, tensor: dict[str, Any]) -> None:
+    response = client.post(f"/v2/models/{_name(client)}/infer", json={"inputs": [tensor]})
+    assert response.status_code == 400, response.text
+    assert set(response.json()) == {"error"}
+
+
+def test_unknown_model_is_404(client: TestClient) -> None:
+    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+    response = client.post("/v2/models/nope/infer", json={"inputs": [tensor]})
+    assert response.status_code == 404
+    assert "error" in response.json()
+    assert client.get("/v2/models/nope").status_code == 404

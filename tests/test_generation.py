@@ -52,6 +52,18 @@ def expected_presence(ctx: dict[str, Any], slug: str) -> dict[str, bool]:
         f"{pkg}/api/oip.py": ctx["use_open_inference_protocol"],
         "tests/test_oip.py": ctx["use_open_inference_protocol"],
         "LICENSE": ctx["license"] != "Proprietary",
+        "Dockerfile": ctx["use_docker"],
+        ".dockerignore": ctx["use_docker"],
+        "docker-compose.yml": ctx["use_docker"],
+        ".github": ctx["ci"] == "github",
+        ".github/workflows/ci.yml": ctx["ci"] == "github",
+        ".github/dependabot.yml": ctx["ci"] == "github",
+        ".gitlab-ci.yml": ctx["ci"] == "gitlab",
+        "deploy/k8s/kustomization.yaml": ctx["use_kubernetes"],
+        "deploy/k8s/deployment.yaml": ctx["use_kubernetes"],
+        "monitoring": ctx["use_prometheus"],
+        "monitoring/prometheus.yml": ctx["use_prometheus"],
+        "monitoring/grafana/provisioning/datasources/prometheus.yml": ctx["use_prometheus"],
     }
 
 

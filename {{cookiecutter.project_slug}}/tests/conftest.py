@@ -32,7 +32,7 @@ def make_settings(tmp_path: Path) -> Any:
 {%- endif %}
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make
 

@@ -1,3 +1,6 @@
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.project_slug }}.main import create_app
@@ -41,3 +44,17 @@ def test_docs_are_served_offline(anonymous: TestClient) -> None:
     assert script.status_code == 200
     assert len(script.content) > 100_000
     assert anonymous.get("/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_empty_settings_in_env_file_mean_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = ["APP_MODEL_PATH=", "APP_MAX_ROWS="]
+{%- if cookiecutter.auth == "jwt" %}
+    lines.append("APP_SECRET_KEY=" + "k" * 32)
+{%- endif %}
+    (tmp_path / ".env").write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.model_path is None
+    assert settings.max_rows == 1000

@@ -20,8 +20,13 @@ class ConfigError(RuntimeError):
     """The environment does not describe a service that can start."""
 
 
+# env_ignore_empty: an empty ``APP_X=`` line (as in .env.example) means "use the default".
 ENV = SettingsConfigDict(
-    env_prefix="APP_", env_file=".env", extra="ignore", protected_namespaces=()
+    env_prefix="APP_",
+    env_file=".env",
+    env_ignore_empty=True,
+    extra="ignore",
+    protected_namespaces=(),
 )
 {%- if cookiecutter.auth != "none" %}
 

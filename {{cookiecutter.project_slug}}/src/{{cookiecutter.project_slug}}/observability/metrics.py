@@ -80,7 +80,7 @@ def record_model(metadata: ModelMetadata) -> None:
 def mark_worker_exit() -> None:
     """Drop this process's live gauges from the shared files when it stops."""
     if os.environ.get(ENV):
-        multiprocess.mark_process_dead(os.getpid())
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 class MetricsMiddleware:

@@ -1,0 +1,226 @@
+"""Lint and validate the deployment files of a few baked variants with the real tools.
+
+Dockerfile (hadolint), GitHub workflows (actionlint and the workflow JSON schema), Dependabot,
+Compose and GitLab CI (their JSON schemas), every YAML file (yamllint) and the Kubernetes
+manifests (``kubectl kustomize`` rendered, then ``kubernetes-validate --strict``). The tools
+are pinned in the template's pyproject.toml and found beside the running interpreter.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import Baked, run
+from tests.variants import DEFAULTS, variant_id
+
+BIN = Path(sys.executable).parent
+
+# A few variants that between them keep or drop every deployment file.
+VARIANTS: list[dict[str, Any]] = [
+    {},
+    {"ci": "gitlab", "auth": "none", "use_prometheus": False},
+    {"auth": "api_key", "model_framework": "onnx", "python_version": "3.13"},
+    {"use_docker": False, "use_kubernetes": False, "use_prometheus": False, "auth": "none"},
+    {"ci": "gitlab", "use_docker": False, "use_kubernetes": False, "python_version": "3.11"},
+]
+
+# The project's own line length (100) plus room for SHA-pinned actions; comments may sit
+# one space after content; GitHub's `on:` key is not a boolean.
+YAMLLINT_CONFIG = (
+    "{extends: default, rules: {line-length: {max: 120}, document-start: disable,"
+    " truthy: {check-keys: false}, comments: {min-spaces-from-content: 1}}}"
+)
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    if not path.is_file():
+        pytest.fail(f"{name} is not installed in {BIN}: run 'make venv' (it is in pyproject.toml)")
+    return str(path)
+
+
+@pytest.fixture(params=VARIANTS, ids=[variant_id(v) for v in VARIANTS])
+def baked(request: pytest.FixtureRequest, bake: Callable[..., Baked]) -> Baked:
+    return bake(**request.param)
+
+
+def context(baked: Baked) -> dict[str, Any]:
+    return {**DEFAULTS, **baked.context}
+
+
+def yaml_files(root: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix in {".yml", ".yaml"} and ".git" not in p.parts
+    )
+
+
+def test_dockerfile(baked: Baked) -> None:
+    ctx = context(baked)
+    dockerfile = baked.path / "Dockerfile"
+    if not ctx["use_docker"]:
+        assert not dockerfile.exists()
+        return
+    run([tool("hadolint"), "Dockerfile"], cwd=baked.path, what=f"[{baked.name}] hadolint")
+    text = dockerfile.read_text(encoding="utf-8")
+    suffix = "skops" if ctx["model_framework"] == "sklearn" else "onnx"
+    for wanted in (
+        f"FROM python:{ctx['python_version']}-slim AS builder",
+        f"APP_MODEL_PATH=/opt/model/model.{suffix}",
+        f"-m {baked.slug} train-demo /opt/model",
+        f'CMD ["/opt/venv/bin/python", "-m", "{baked.slug}", "serve"]',
+        "USER 10001",
+        "HEALTHCHECK",
+    ):
+        assert wanted in text, f"[{baked.name}] Dockerfile lacks {wanted!r}"
+
+
+def test_compose(baked: Baked) -> None:
+    ctx = context(baked)
+    compose = baked.path / "docker-compose.yml"
+    if not ctx["use_docker"]:
+        assert not compose.exists()
+        return
+    run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", compose.name],
+        cwd=baked.path,
+        what=f"[{baked.name}] compose schema",
+    )
+    services = yaml.safe_load(compose.read_text(encoding="utf-8"))["services"]
+    expected = {"app", "prometheus", "grafana"} if ctx["use_prometheus"] else {"app"}
+    assert set(services) == expected, f"[{baked.name}] compose services {set(services)}"
+    environment = services["app"].get("environment", {})
+    assert ("APP_SECRET_KEY" in environment) == (ctx["auth"] == "jwt"), baked.name
+    if ctx["use_prometheus"]:
+        scrape = yaml.safe_load((baked.path / "monitoring/prometheus.yml").read_text("utf-8"))
+        targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
+        assert targets == ["app:8000"], f"[{baked.name}] prometheus scrapes {targets}"
+
+
+def test_github_workflows(baked: Baked) -> None:
+    workflows = baked.path / ".github" / "workflows"
+    if context(baked)["ci"] != "github":
+        assert not workflows.exists()
+        return
+    files = sorted(str(p.relative_to(baked.path)) for p in workflows.glob("*.yml"))
+    assert files, f"[{baked.name}] no workflow in .github/workflows"
+    run(
+        [tool("actionlint"), "-no-color", *files],
+        cwd=baked.path,
+        what=f"[{baked.name}] actionlint",
+    )
+    run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files],
+        cwd=baked.path,
+        what=f"[{baked.name}] workflow schema",
+    )
+    run(
+        [
+            tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.dependabot",
+            ".github/dependabot.yml",
+        ],
+        cwd=baked.path,
+        what=f"[{baked.name}] dependabot schema",
+    )
+
+
+def test_gitlab_ci(baked: Baked) -> None:
+    ctx = context(baked)
+    gitlab = baked.path / ".gitlab-ci.yml"
+    if ctx["ci"] != "gitlab":
+        assert not gitlab.exists()
+        return
+    run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", gitlab.name],
+        cwd=baked.path,
+        what=f"[{baked.name}] gitlab-ci schema",
+    )
+    pipeline = yaml.safe_load(gitlab.read_text(encoding="utf-8"))
+    assert pipeline["default"]["image"] == f"python:{ctx['python_version']}-slim", baked.name
+    assert ("build" in pipeline) == ctx["use_docker"], f"[{baked.name}] docker build job"
+
+
+def test_yamllint(baked: Baked) -> None:
+    files = yaml_files(baked.path)
+    assert files, f"[{baked.name}] no YAML files"
+    run(
+        [tool("yamllint"), "--strict", "-d", YAMLLINT_CONFIG, *files],
+        cwd=baked.path,
+        what=f"[{baked.name}] yamllint",
+    )
+
+
+def test_kubernetes_manifests(baked: Baked) -> None:
+    ctx = context(baked)
+    k8s = baked.path / "deploy" / "k8s"
+    if not ctx["use_kubernetes"]:
+        assert not k8s.exists()
+        return
+    rendered = run(
+        [tool("kubectl"), "kustomize", "deploy/k8s"],
+        cwd=baked.path,
+        what=f"[{baked.name}] kubectl kustomize",
+    )
+    run(
+        [tool("kubernetes-validate"), "--strict", "--quiet", "-"],
+        cwd=baked.path,
+        what=f"[{baked.name}] kubernetes-validate",
+        input=rendered,
+    )
+    docs = {doc["kind"]: doc for doc in yaml.safe_load_all(rendered) if doc}
+    assert set(docs) == {
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }, f"[{baked.name}] kinds {set(docs)}"
+    pod = docs["Deployment"]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True, baked.name
+    assert security["allowPrivilegeEscalation"] is False, baked.name
+    assert security["capabilities"]["drop"] == ["ALL"], baked.name
+    assert pod["spec"]["securityContext"]["runAsUser"] == 10001, baked.name
+    grace = float(docs["ConfigMap"]["data"]["APP_SHUTDOWN_GRACE_S"])
+    assert pod["spec"]["terminationGracePeriodSeconds"] > grace, baked.name
+    secret_refs = [e for e in container.get("env", []) if e["name"] == "APP_SECRET_KEY"]
+    assert len(secret_refs) == (ctx["auth"] == "jwt"), f"[{baked.name}] APP_SECRET_KEY env"
+    for entry in secret_refs:
+        assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], baked.name
+    annotations = pod["metadata"].get("annotations", {})
+    assert ("prometheus.io/scrape" in annotations) == ctx["use_prometheus"], baked.name
+
+
+def test_tools_can_fail(tmp_path: Path) -> None:
+    """Each linter rejects a broken file, so a green run above means something."""
+    (tmp_path / "Dockerfile").write_text("FROM python\nRUN cd /tmp && apt-get install curl\n")
+    (tmp_path / "bad.yml").write_text("a: 1\na: 2\n")
+    (tmp_path / "wf.yml").write_text("on: push\njobs:\n  x:\n    steps: []\n")
+    (tmp_path / "pdb.yaml").write_text(
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: x}\n"
+        "spec: {minAvailable: 1, bogus: true}\n"
+    )
+    checks = [
+        [tool("hadolint"), "Dockerfile"],
+        [tool("yamllint"), "--strict", "-d", YAMLLINT_CONFIG, "bad.yml"],
+        [tool("actionlint"), "-no-color", "wf.yml"],
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", "wf.yml"],
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", "bad.yml"],
+        [tool("kubernetes-validate"), "--strict", "--quiet", "pdb.yaml"],
+    ]
+    for cmd in checks:
+        result = subprocess.run(
+            cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert result.returncode != 0, f"`{' '.join(cmd)}` accepted a broken file"

@@ -1,0 +1,1 @@
+"""Loading a model artifact and running inference on it."""

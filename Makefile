@@ -9,7 +9,7 @@ DEMO := build/demo/iris_classifier
 DEMO_PASSWORD := demo-password
 PORT ?= 8000
 
-.PHONY: help venv test test-fast demo lint clean
+.PHONY: help venv test test-fast demo lint clean bench
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ demo: $(STAMP)  ## Bake the default project into build/demo, install it and serv
 	@echo "  curl -s -X POST http://127.0.0.1:$(PORT)/predict -H \"Authorization: Bearer \$$TOKEN\" -H 'Content-Type: application/json' -d '{\"instances\": [[5.1, 3.5, 1.4, 0.2]]}'"
 	@echo
 	cd $(DEMO) && exec .venv/bin/python -m iris_classifier serve --port $(PORT)
+
+bench: $(STAMP)  ## Load-test the baked default project against a naive baseline (wrk or hey)
+	$(BIN)/python bench/compare.py $(BENCH_ARGS)
 
 clean:  ## Remove .venv and build/
 	rm -rf $(VENV) build

@@ -99,8 +99,12 @@ def remove_paths(root: Path, paths: list[str]) -> None:
             target.unlink()
 
 
-def init_git(root: Path) -> str:
+def init_git(root: Path, made_by_cruft: bool = False) -> str:
     """Make the project a git repository with one commit; say why when that is not possible."""
+    if made_by_cruft:
+        # cruft renders old and new versions into temporary folders to diff them; a .git in
+        # each would break that diff, and the user's project already has its own history.
+        return "made by cruft: skipped 'git init'"
     if shutil.which("git") is None:
         return "git is not installed: skipped 'git init'"
     if (root / ".git").exists() or _inside_git_work_tree(root.parent):
@@ -144,7 +148,9 @@ def main() -> int:
     }
     root = Path.cwd()
     remove_paths(root, paths_to_remove(answers))
-    print(init_git(root), file=sys.stderr)
+    # Only cruft puts the template's commit into the context.
+    made_by_cruft = "{{ cookiecutter._commit | default('') }}" != ""
+    print(init_git(root, made_by_cruft), file=sys.stderr)
     return 0
 
 

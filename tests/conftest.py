@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import fcntl
+import hashlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +24,7 @@ import pytest
 from tests.variants import variant_id
 
 ROOT = Path(__file__).resolve().parent.parent
+UV = [sys.executable, "-m", "uv"]
 
 
 @dataclass
@@ -44,7 +50,9 @@ def bake(cookies: Any) -> Callable[..., Baked]:
     def _bake(**context: Any) -> Baked:
         result = cookies.bake(extra_context=context)
         name = variant_id(context)
-        assert result.exception is None, f"[{name}] bake failed: {result.exception!r}"
+        exc = result.exception
+        where = f" in {exc.filename}, line {exc.lineno}" if hasattr(exc, "lineno") else ""
+        assert exc is None, f"[{name}] bake failed{where}: {exc!r}"
         assert result.exit_code == 0, f"[{name}] bake exit code {result.exit_code}"
         return Baked(Path(result.project_path), context)
 
@@ -85,6 +93,84 @@ def make_venv(project: Path, what: str) -> Path:
     return python
 
 
+def dependencies(project: Path, extras: tuple[str, ...] = ("dev",)) -> list[str]:
+    """The requirements a baked project declares: its dependencies plus the given extras."""
+    meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    optional = meta.get("optional-dependencies", {})
+    return sorted(
+        {*meta["dependencies"], *(r for extra in extras for r in optional.get(extra, []))}
+    )
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (shared by every xdist worker of the run)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def shared_venv(root: Path, requirements: list[str], what: str) -> Path:
+    """A virtual environment with ``requirements`` installed, made once per run and reused.
+
+    Keyed on the requirement set, so variants that declare the same dependencies share one
+    environment (the Python version answer does not matter: everything runs on this
+    interpreter). Installs come from uv's cache, shared by all environments.
+    """
+    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:12]
+    venv = root / f"venv-{key}"
+    python = venv / "bin" / "python"
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    uv = [sys.executable, "-m", "uv"]
+    with locked(root / f"venv-{key}.lock"):
+        if not (venv / ".complete").exists():
+            run(
+                [*uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(venv)],
+                cwd=root,
+                what=what,
+                env=env,
+            )
+            run(
+                [*uv, "pip", "install", "--quiet", "--python", str(python), *requirements],
+                cwd=root,
+                what=f"{what}: install {len(requirements)} requirements",
+                env=env,
+            )
+            (venv / ".complete").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+    return python
+
+
+def install_project(root: Path, baked: Baked) -> tuple[Path, dict[str, str]]:
+    """Install ``baked`` into the shared environment for its dependency set.
+
+    Returns the python to use and the environment to run it with. The project is installed
+    editable (so its build is exercised), and ``PYTHONPATH`` puts this variant's ``src`` first:
+    variants that share the environment then never import each other's code.
+    """
+    what = f"[{baked.name}]"
+    python = shared_venv(root, dependencies(baked.path), what)
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    with locked(python.parent.parent.with_suffix(".lock")):
+        run(
+            [*UV, "pip", "install", "--quiet", "--python", str(python), "--no-deps", "-e", "."],
+            cwd=baked.path,
+            what=f"{what} install the project",
+            env=env,
+        )
+    return python, {"PYTHONPATH": str(baked.path / "src")}
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A directory shared by all xdist workers of this run (venvs, locks, caches)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if worker_id != "master" else base
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -107,7 +193,8 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.url, **kwargs)
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")[-6000:]
@@ -136,7 +223,33 @@ class Service:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
+        _reap_group(self.process.pid)
         return self.process.returncode
+
+
+# Every process group start_service made in this worker, for the end-of-session safety net.
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+def _reap_group(pgid: int) -> None:
+    """SIGKILL what is left of a process group (workers that outlived their parent)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def stop_all_started() -> list[int]:
+    """Kill every service process group this worker started and that still runs; return PIDs."""
+    leaked = []
+    for process in _STARTED:
+        if process.poll() is None:
+            leaked.append(process.pid)
+        _reap_group(process.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+    return leaked
+
+
+atexit.register(stop_all_started)  # last resort if the session is interrupted
 
 
 def start_service(
@@ -163,6 +276,7 @@ def start_service(
         text=True,
         start_new_session=True,  # its own process group, so stop() reaches every worker
     )
+    _STARTED.append(process)
     return Service(process, port, log, what)
 
 
@@ -171,5 +285,19 @@ def services() -> Iterator[list[Service]]:
     """Services a test starts; each is stopped by PID when the test ends, pass or fail."""
     started: list[Service] = []
     yield started
+    errors = []
     for service in started:
-        service.stop()
+        try:
+            service.stop()
+        except Exception as exc:  # stop the others anyway, then report
+            errors.append(f"{service.what}: {exc!r}")
+    assert not errors, errors
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leaked_services() -> Iterator[None]:
+    """Safety net: at the end of the session, kill any service a test failed to stop."""
+    yield
+    leaked = stop_all_started()
+    if leaked:
+        sys.stderr.write(f"\nkilled services left running by tests: PIDs {leaked}\n")

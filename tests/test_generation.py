@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 import tomllib
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
 
-from tests.conftest import Baked, run
+from tests.conftest import Baked, dependencies, locked, run, shared_venv
 from tests.variants import DEFAULTS, SUPPORTED, UNSUPPORTED, variant_id
 
+ROOT = Path(__file__).resolve().parent.parent
 LEFTOVER = re.compile(r"cookiecutter\.|\{%|%\}|\{\{ *cookiecutter")
 BINARY_SUFFIXES = {".png", ".onnx", ".skops", ".ico"}
 
@@ -64,18 +68,25 @@ def expected_presence(ctx: dict[str, Any], slug: str) -> dict[str, bool]:
         "monitoring": ctx["use_prometheus"],
         "monitoring/prometheus.yml": ctx["use_prometheus"],
         "monitoring/grafana/provisioning/datasources/prometheus.yml": ctx["use_prometheus"],
+        "monitoring/alerts.yml": ctx["use_prometheus"],
+        "monitoring/alerts.test.yml": ctx["use_prometheus"],
+        "monitoring/grafana/provisioning/dashboards/service.yml": ctx["use_prometheus"],
+        "monitoring/grafana/dashboards/service.json": ctx["use_prometheus"],
     }
 
 
 # Words that must not appear anywhere in a variant without the feature.
 ABSENT_WORDS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "prometheus": lambda c: not c["use_prometheus"],
+    "grafana": lambda c: not c["use_prometheus"],
     "onnx": lambda c: c["model_framework"] != "onnx",
     "skops": lambda c: c["model_framework"] != "sklearn",
     "jwt": lambda c: c["auth"] != "jwt",
     "APP_SECRET_KEY": lambda c: c["auth"] != "jwt",
     "X-API-Key": lambda c: c["auth"] != "api_key",
     "sqlalchemy": lambda c: c["auth"] == "none",
+    "psycopg": lambda c: c["auth"] == "none",
+    "APP_DATABASE_URL": lambda c: c["auth"] == "none",
     "/v2/models": lambda c: not c["use_open_inference_protocol"],
 }
 
@@ -129,6 +140,51 @@ def test_ruff_and_compile(baked: Baked) -> None:
         [sys.executable, "-m", "compileall", "-q", "src", "tests"],
         cwd=baked.path,
         what=f"[{baked.name}] compileall",
+    )
+
+
+def every_value_once(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A few of ``variants`` that between them take every value of every choice."""
+    seen: set[tuple[str, Any]] = set()
+    chosen = []
+    for variant in variants:
+        new = set(variant.items()) - seen
+        if new:
+            chosen.append(variant)
+            seen |= new
+    return chosen
+
+
+@pytest.fixture(scope="session")
+def typing_python(run_dir: Path) -> Path:
+    """One environment with every variant's dependencies, for type-checking any variant.
+
+    The union is read from baked projects that between them take every value of every
+    choice, so a dependency added to the template is picked up without editing this file.
+    mypy is the template's own pinned version.
+    """
+    union = run_dir / "typing-requirements.txt"
+    with locked(run_dir / "typing-requirements.lock"):
+        if not union.exists():
+            requirements: set[str] = set()
+            for i, context in enumerate(every_value_once(SUPPORTED)):
+                out = run_dir / "typing-bakes" / str(i)
+                project = cookiecutter(
+                    str(ROOT), no_input=True, output_dir=str(out), extra_context=context
+                )
+                requirements.update(dependencies(Path(project), ("dev", "postgres")))
+            requirements.add(f"mypy=={version('mypy')}")
+            union.write_text("\n".join(sorted(requirements)) + "\n", encoding="utf-8")
+    return shared_venv(run_dir, union.read_text(encoding="utf-8").split(), "typing venv")
+
+
+def test_mypy_strict(baked: Baked, typing_python: Path, run_dir: Path, worker_id: str) -> None:
+    """mypy as the baked pyproject configures it (strict, src and tests), on every variant."""
+    run(
+        [str(typing_python), "-m", "mypy", "--cache-dir", str(run_dir / f"mypy-{worker_id}")],
+        cwd=baked.path,
+        what=f"[{baked.name}] mypy",
+        env={**os.environ, "MYPY_FORCE_COLOR": "0"},
     )
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.variants import DEFAULTS
+from tests.variants import DEFAULTS, SUPPORTED, variant_id
 
 HOOKS = Path(__file__).resolve().parent.parent / "hooks"
 
@@ -122,3 +123,79 @@ def test_init_git_skips_without_identity(tmp_path: Path, monkeypatch: pytest.Mon
     message = post.init_git(project)
     assert "skipped" in message
     assert not (project / ".git").exists()
+
+
+TEMPLATE = HOOKS.parent / "{{cookiecutter.project_slug}}"
+SLUG_EXPRESSION = re.compile(r"\{\{ *cookiecutter\.project_slug *\}\}")
+
+
+def in_template(relative: str) -> Path:
+    """Where a path of the baked project lives in the template directory."""
+    return TEMPLATE / SLUG_EXPRESSION.sub("{{cookiecutter.project_slug}}", relative)
+
+
+@pytest.mark.parametrize("feature", list(post.OPTIONAL_PATHS))
+def test_every_optional_path_exists_in_the_template(feature: str) -> None:
+    """A typo in the manifest would silently leave a disabled feature's file behind."""
+    _, paths = post.OPTIONAL_PATHS[feature]
+    assert paths, feature
+    for relative in paths:
+        assert in_template(relative).exists(), f"{feature}: {relative} is not in the template"
+
+
+@pytest.mark.parametrize("feature", list(post.OPTIONAL_PATHS))
+def test_each_feature_is_removed_exactly_when_its_answer_is_off(feature: str) -> None:
+    keep, paths = post.OPTIONAL_PATHS[feature]
+    for variant in SUPPORTED:
+        given = answers(**variant)
+        removed = post.paths_to_remove(given)
+        for relative in paths:
+            assert (relative in removed) is (not keep(given)), (feature, variant_id(variant))
+
+
+def test_manifest_order_is_the_removal_order() -> None:
+    everything_off = answers(
+        model_framework="none",
+        auth="none",
+        use_prometheus=False,
+        use_docker=False,
+        ci="none",
+        use_kubernetes=False,
+        use_open_inference_protocol=False,
+        license="Proprietary",
+    )
+    removed = post.paths_to_remove(everything_off)
+    assert len(removed) == len(set(removed)), "a path is listed twice"
+    listed = [p for keep, paths in post.OPTIONAL_PATHS.values() for p in paths]
+    assert removed == [p for p in listed if p in removed]
+
+
+def test_remove_paths_stays_inside_the_project(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (tmp_path / "outside.txt").write_text("keep me")
+    post.remove_paths(project, ["missing/dir", "missing.txt"])
+    assert (tmp_path / "outside.txt").read_text() == "keep me"
+
+
+def test_unrendered_hook_main_reports_every_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Unrendered, the hook sees the literal Jinja text: the slug check must refuse it."""
+    assert pre.main() == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.startswith("ERROR: ") for line in lines)
+    assert any("project_slug" in line for line in lines)
+
+
+def test_python_error_names_the_version() -> None:
+    message = pre.python_error((3, 9))
+    assert message is not None and "3.9" in message and "3.11" in message
+
+
+@pytest.mark.parametrize("text", ["True", "False"])
+def test_hooks_agree_on_booleans(text: str) -> None:
+    assert pre.as_bool(text) is post.is_true(text) is (text == "True")
+
+
+def test_init_git_skips_under_cruft(tmp_path: Path) -> None:
+    assert "cruft" in post.init_git(tmp_path, made_by_cruft=True)
+    assert not (tmp_path / ".git").exists()

@@ -44,7 +44,7 @@ def pairwise(choices: dict[str, list[Any]]) -> list[dict[str, Any]]:
             for vb in choices[b]:
                 if allowed({a: va, b: vb}):
                     wanted.add(((a, va), (b, vb)))
-    variants = [dict(DEFAULTS)]
+    variants = [{name: values[0] for name, values in choices.items()}]  # the defaults first
     wanted -= _pairs(variants[0])
     while wanted:
         # Seed with an uncovered pair, then fill the other variables greedily.

@@ -30,6 +30,18 @@ def test_bad_keys_are_401(anonymous: TestClient, headers: dict[str, str]) -> Non
     assert response.headers["www-authenticate"].startswith("APIKey")
 
 
+def test_oversized_key_is_refused_without_a_lookup(
+    anonymous: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def lookup(key: str) -> None:
+        raise AssertionError("an oversized key reached the database")
+
+    monkeypatch.setattr(anonymous.app.state.auth.keys, "principal", lookup)  # type: ignore[attr-defined]
+    response = anonymous.post("/predict", json=PREDICT, headers={"X-API-Key": "sk_" + "a" * 5000})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("APIKey")
+
+
 def test_key_in_query_string_is_ignored(
     anonymous: TestClient, auth_headers: dict[str, str]
 ) -> None:

@@ -13,6 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.security.database import Database
+from {{ cookiecutter.project_slug }}.security.principal import Principal
+from {{ cookiecutter.project_slug }}.security.users import ActiveUserCache, UserStore
 from {{ cookiecutter.project_slug }}.settings import Settings
 
 from .conftest import IRIS_ROW, PASSWORD, SECRET
@@ -99,6 +102,29 @@ def test_missing_or_wrong_scheme_is_401(anonymous: TestClient, header: str | Non
     assert "www-authenticate" in response.headers
 
 
+def test_oversized_token_is_refused_before_parsing(
+    anonymous: TestClient, auth_headers: dict[str, str]
+) -> None:
+    # Correctly signed, so only the size limit can refuse it.
+    headers = {"Authorization": f"Bearer {forge(padding='x' * 5000)}"}
+    response = anonymous.post("/predict", json=PREDICT, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["al\x00ice", "a" * 10_000, "alice\u202e", "alice' OR '1'='1", "ålice"],
+    ids=["nul byte", "10k characters", "bidi override", "sql quote", "non-ascii"],
+)
+def test_odd_user_names_are_401(
+    anonymous: TestClient, auth_headers: dict[str, str], username: str
+) -> None:
+    response = anonymous.post("/token", data={"username": username, "password": PASSWORD})
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Incorrect username or password"}
+
+
 def test_valid_token_predicts(client: TestClient) -> None:
     assert client.post("/predict", json=PREDICT).status_code == 200
     assert client.get("/model").status_code == 200
@@ -149,11 +175,31 @@ def test_token_scope_can_be_narrowed(anonymous: TestClient, auth_headers: dict[s
     assert anonymous.post("/predict", json=PREDICT, headers=headers).status_code == 403
 
 
-def test_disabled_user_cannot_log_in_or_use_tokens(client: TestClient) -> None:
-    client.app.state.auth.users.disable("alice")  # type: ignore[attr-defined]
-    assert client.post("/predict", json=PREDICT).status_code == 401
-    response = client.post("/token", data={"username": "alice", "password": PASSWORD})
-    assert response.status_code == 401
+def test_disabled_user_cannot_log_in_or_use_tokens(make_settings: Any) -> None:
+    # With the active-user cache off, disabling takes effect on the very next request.
+    with TestClient(create_app(make_settings(user_cache_ttl_s=0))) as client:
+        client.app.state.auth.users.add("alice", PASSWORD, ["predict"])  # type: ignore[attr-defined]
+        token = client.post("/token", data={"username": "alice", "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        assert client.post("/predict", json=PREDICT, headers=headers).status_code == 200
+        client.app.state.auth.users.disable("alice")  # type: ignore[attr-defined]
+        assert client.post("/predict", json=PREDICT, headers=headers).status_code == 401
+        response = client.post("/token", data={"username": "alice", "password": PASSWORD})
+        assert response.status_code == 401
+
+
+def test_active_user_cache_forgets_a_disabled_user_after_its_ttl(settings: Settings) -> None:
+    now = [1000.0]
+    store = UserStore(Database(settings.database_url))
+    store.add("alice", PASSWORD, ["predict"])
+    cache = ActiveUserCache(store, ttl_s=5, clock=lambda: now[0])
+    assert cache.active("alice") == Principal("alice", frozenset({"predict"}))
+    store.disable("alice")
+    now[0] += 4.9
+    assert cache.active("alice") is not None, "within the TTL the cached answer stands"
+    now[0] += 0.2
+    assert cache.active("alice") is None
+    assert cache.active("nobody") is None
 
 
 def test_failed_logins_are_rate_limited(make_settings: Any) -> None:

@@ -1,4 +1,18 @@
+"""Prometheus metrics: counted by route template, one shape for one and for many workers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from {{ cookiecutter.project_slug }}.observability.multiprocess import (
+    ENV,
+    prepare_multiprocess_dir,
+)
 
 from .conftest import IRIS_ROW
 
@@ -44,3 +58,65 @@ def test_model_info_and_metric_names(client: TestClient) -> None:
 def test_metrics_need_no_credentials(anonymous: TestClient) -> None:
     assert anonymous.get("/metrics").status_code == 200
     assert "/metrics" not in anonymous.get("/openapi.json").json()["paths"]
+
+
+def test_rejection_series_exist_before_the_first_rejection(anonymous: TestClient) -> None:
+    text = anonymous.get("/metrics").text
+    assert 'inference_rejected_total{reason="queue_full"} 0.0' in text
+    assert 'inference_rejected_total{reason="timeout"} 0.0' in text
+
+
+def test_made_up_methods_share_one_label(anonymous: TestClient) -> None:
+    assert anonymous.request("BREW", "/predict").status_code == 405
+    text = anonymous.get("/metrics").text
+    assert 'http_requests_total{method="other",route="/predict",status="405"} 1.0' in text
+    assert "BREW" not in text
+
+
+def test_output_parses_with_the_declared_types(anonymous: TestClient) -> None:
+    families = {
+        family.name: family.type
+        for family in text_string_to_metric_families(anonymous.get("/metrics").text)
+    }
+    assert families["http_requests"] == "counter"
+    assert families["http_request_duration_seconds"] == "histogram"
+    assert families["http_requests_in_progress"] == "gauge"
+    assert families["model_inference_duration_seconds"] == "histogram"
+    assert families["model_predictions"] == "counter"
+    assert families["model_batch_size"] == "histogram"
+    assert families["inference_rejected"] == "counter"
+    assert families["model_info"] == "gauge"
+    assert not [name for name in families if name.endswith("_created")]
+
+
+def test_in_progress_counts_the_scrape_itself_only(anonymous: TestClient) -> None:
+    for _ in range(3):
+        anonymous.get("/health/live")
+    assert _sample(anonymous.get("/metrics").text, "http_requests_in_progress ") == 1
+
+
+def test_one_worker_needs_no_multiprocess_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV, raising=False)
+    assert prepare_multiprocess_dir(1) is None
+    assert ENV not in os.environ
+
+
+def test_several_workers_get_a_fresh_shared_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV, raising=False)
+    directory = prepare_multiprocess_dir(2)
+    assert directory is not None and directory.is_dir()
+    assert os.environ[ENV] == str(directory)
+    assert not list(directory.iterdir())
+
+
+def test_a_chosen_dir_is_emptied_of_stale_counts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stale = tmp_path / "counter_123.db"
+    stale.write_bytes(b"old counts")
+    keep = tmp_path / "README"
+    keep.write_text("not ours")
+    monkeypatch.setenv(ENV, str(tmp_path))
+    assert prepare_multiprocess_dir(1) == tmp_path
+    assert not stale.exists()
+    assert keep.exists()

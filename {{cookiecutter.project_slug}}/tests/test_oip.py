@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -44,6 +45,17 @@ def test_infer(client: TestClient, data: list[Any]) -> None:
     assert out["outputs"][0]["shape"] == [2]
 
 
+@pytest.mark.parametrize(
+    ("datatype", "row"),
+    [("FP32", IRIS_ROW), ("FP64", IRIS_ROW), ("INT64", [5, 3, 1, 0]), ("INT32", [5, 3, 1, 0])],
+)
+def test_numeric_datatypes(client: TestClient, datatype: str, row: list[float]) -> None:
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": datatype, "data": row}
+    response = client.post(f"/v2/models/{_name(client)}/infer", json={"inputs": [tensor]})
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == ["setosa"]
+
+
 BAD = {
     "shape mismatch": {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]},
     "data count": {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROW},
@@ -51,6 +63,12 @@ BAD = {
     "bytes type": {"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]},
     "unknown type": {"name": "x", "shape": [1, 4], "datatype": "FP8", "data": IRIS_ROW},
     "floats as INT64": {"name": "x", "shape": [1, 4], "datatype": "INT64", "data": IRIS_ROW},
+    "booleans": {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [True, 1, 2, 3]},
+    "rank 3": {"name": "x", "shape": [1, 1, 4], "datatype": "FP64", "data": IRIS_ROW},
+    "no rows": {"name": "x", "shape": [0, 4], "datatype": "FP64", "data": []},
+    "too many rows": {"name": "x", "shape": [1001, 4], "datatype": "FP64", "data": IRIS_ROW},
+    "negative dim": {"name": "x", "shape": [-1, 4], "datatype": "FP64", "data": IRIS_ROW},
+    "null data": {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [None, 1, 2, 3]},
 }
 
 
@@ -59,6 +77,36 @@ def test_bad_input_is_400_with_error(client: TestClient, tensor: dict[str, Any])
     response = client.post(f"/v2/models/{_name(client)}/infer", json={"inputs": [tensor]})
     assert response.status_code == 400, response.text
     assert set(response.json()) == {"error"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"inputs": []}, {"inputs": "x"}, [1, 2], {"inputs": [{"name": "x"}]}],
+    ids=["empty", "no inputs", "inputs not a list", "not an object", "tensor fields missing"],
+)
+def test_malformed_request_is_400_with_error(client: TestClient, body: Any) -> None:
+    response = client.post(f"/v2/models/{_name(client)}/infer", json=body)
+    assert response.status_code == 400, response.text
+    assert set(response.json()) == {"error"}
+
+
+def test_two_input_tensors_are_400(client: TestClient) -> None:
+    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+    response = client.post(f"/v2/models/{_name(client)}/infer", json={"inputs": [tensor, tensor]})
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}
+
+
+def test_json_body_without_json_content_type(client: TestClient) -> None:
+    """Triton's client sends JSON tensors without saying so."""
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+    response = client.post(
+        f"/v2/models/{_name(client)}/infer",
+        content=json.dumps({"inputs": [tensor]}),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == ["setosa"]
 
 
 def test_unknown_model_is_404(client: TestClient) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -31,6 +33,10 @@ app.add_typer(keys_cli, name="keys")
 {%- endif %}
 
 
+def _exit_cleanly(sig: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind [APP_HOST].")] = None,
@@ -53,6 +59,9 @@ def serve(
 {%- if cookiecutter.use_prometheus %}
     prepare_multiprocess_dir(workers)
 {%- endif %}
+    # After a graceful shutdown uvicorn re-raises the signal that stopped it. Having drained,
+    # the service stopped as asked: exit 0 rather than be killed by SIGTERM.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "{{ cookiecutter.project_slug }}.main:app",
         host=host or settings.host,

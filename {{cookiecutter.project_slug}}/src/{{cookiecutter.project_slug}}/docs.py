@@ -1,31 +1,57 @@
-"""Swagger UI served from the installed package, so /docs works without internet access."""
+"""API docs served from the installed package, so /docs and /redoc work without internet access.
+
+Swagger UI comes from the ``swagger-ui-bundle-v2`` package; ReDoc's standalone bundle is vendored
+under ``static/redoc`` (version and license in its NOTICE file). No page loads anything from a CDN.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-ASSETS = "/docs/assets"
+SWAGGER_ASSETS = "/docs/assets"
+REDOC_ASSETS = "/redoc/assets"
+REDOC_DIR = Path(__file__).parent / "static" / "redoc"
 
 
 def install_docs(app: FastAPI) -> None:
-    app.mount(ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+    """Add /docs (Swagger UI, to try requests) and /redoc (ReDoc, to read) to ``app``."""
+    app.mount(SWAGGER_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+    app.mount(REDOC_ASSETS, StaticFiles(directory=REDOC_DIR), name="redoc")
+    openapi_url = app.openapi_url or "/openapi.json"
     title = f"{app.title} - API docs"
+    favicon = f"{SWAGGER_ASSETS}/favicon-32x32.png"
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
+            openapi_url=openapi_url,
             title=title,
-            swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
+            swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=favicon,
             oauth2_redirect_url="/docs/oauth2-redirect",
         )
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=title,
+            redoc_js_url=f"{REDOC_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,  # fonts from a CDN would break the page offline
+        )

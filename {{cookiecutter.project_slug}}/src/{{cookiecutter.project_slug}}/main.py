@@ -48,7 +48,7 @@ from .security.bearer import JwtAuth, require_scope
 from .security.api_key import ApiKeyAuth, require_scope
 {%- endif %}
 from .settings import Settings, load_settings
-from .state import ServiceState
+from .state import ServiceState, drain_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +73,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ModelLoadError as exc:
             logger.error("cannot load the model: %s", exc)
             raise
-        state.runner = InferenceRunner(
+        runner = InferenceRunner(
             predictor,
             max_rows=settings.max_rows,
             max_concurrency=settings.max_concurrency,
             max_queue=settings.max_queue,
             timeout_s=settings.inference_timeout_s,
+            max_batch_size=settings.max_batch_size,
+            max_batch_wait_ms=settings.max_batch_wait_ms,
 {%- if cookiecutter.use_prometheus %}
             observer=PrometheusObserver(),
 {%- endif %}
@@ -87,9 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         record_model(predictor.metadata)
 {%- endif %}
         meta = predictor.metadata
-        logger.info("model ready", extra={"model": meta.name, "version": meta.version})
         try:
-            yield
+            async with runner:
+                state.runner = runner
+                with drain_on_signals(state):
+                    logger.info("model ready", extra={"model": meta.name, "version": meta.version})
+                    yield
         finally:
             state.draining = True
 {%- if cookiecutter.auth != "none" %}

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     jwt_audience: str = "{{ cookiecutter.project_slug.replace('_', '-') }}"
     token_expire_minutes: int = Field(default=15, ge=1, le=24 * 60)
     jwt_leeway_s: int = Field(default=10, ge=0, le=300)
+    user_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a token's user is remembered as active (0: ask the database "
+        "on every request); a disabled user's tokens keep working for up to this long.",
+    )
     login_rate_limit: str = Field(
         default="10/minute", description="Failed logins allowed per client, in `limits` notation."
     )

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 
 from fastapi import HTTPException, Request, status
 
@@ -34,3 +39,39 @@ def ready_runner(request: Request) -> InferenceRunner:
             headers={"Retry-After": "1"},
         )
     return state.runner
+
+
+DRAIN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def drain_on_signals(state: ServiceState) -> Iterator[None]:
+    """On SIGTERM or SIGINT, turn readiness off at once, then let the server's handler run.
+
+    uvicorn installs its own handlers before the app starts, in every worker process; this
+    wraps them, so the server still stops accepting connections and waits for the requests in
+    flight, while the load balancer already sees the instance as not ready. Signal handlers can
+    only be set from the main thread; elsewhere (a test client) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in DRAIN_SIGNALS}
+
+    def drain(sig: int, frame: FrameType | None) -> None:
+        state.draining = True
+        handler = previous[signal.Signals(sig)]
+        if callable(handler):
+            handler(sig, frame)
+        elif handler == signal.SIG_DFL:
+            signal.signal(sig, handler)
+            signal.raise_signal(sig)
+
+    for sig in DRAIN_SIGNALS:
+        signal.signal(sig, drain)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)

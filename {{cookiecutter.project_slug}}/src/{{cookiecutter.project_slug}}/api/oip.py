@@ -6,13 +6,17 @@ Errors here are ``{"error": "..."}`` as the protocol asks, not FastAPI's ``{"det
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
 
 from .. import __version__
 from ..errors import validation_failed
@@ -118,8 +122,29 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": OipError, "description": text[code]} for code in codes}
 
 
+class JsonBodyRoute(APIRoute):
+    """Reads a request body as JSON whatever its Content-Type says.
+
+    The protocol's clients (Triton's among them) send JSON tensors without declaring
+    ``application/json``, which FastAPI would otherwise not parse.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def read_as_json(request: Request) -> Response:
+            if request.method == "POST":
+                MutableHeaders(scope=request.scope)["content-type"] = "application/json"
+                request = Request(request.scope, request.receive)
+            return await handler(request)
+
+        return read_as_json
+
+
 server_router = APIRouter(prefix="/v2", tags=["open inference protocol"])
-model_router = APIRouter(prefix="/v2/models", tags=["open inference protocol"])
+model_router = APIRouter(
+    prefix="/v2/models", tags=["open inference protocol"], route_class=JsonBodyRoute
+)
 
 
 @server_router.get("", response_model=ServerMetadata)

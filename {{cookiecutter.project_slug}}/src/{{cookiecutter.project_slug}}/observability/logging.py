@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import sys
 import time
-import uuid
-from typing import Any
+from typing import Any, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,14 +39,21 @@ class ConsoleFormatter(logging.Formatter):
         return f"{line} {extra}" if extra else line
 
 
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """The one handler this module installs; recognised so that reconfiguring replaces it."""
+
+
 def configure_logging(level: str, fmt: str) -> None:
-    """Route our logs and uvicorn's through one handler on stderr (idempotent)."""
+    """Route our logs and uvicorn's through one handler on stderr (idempotent).
+
+    Handlers someone else put on the root logger (pytest's log capture, say) are left alone.
+    """
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else ConsoleFormatter()
     formatter.converter = time.gmtime
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)] + [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
@@ -64,7 +72,7 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or _new_request_id()
         started = time.perf_counter()
         status = 500
 
@@ -94,6 +102,16 @@ class RequestLogMiddleware:
                         "client": client[0] if client else None,
                     },
                 )
+
+
+# A random prefix per process and a counter: unique ids without a system call per request
+# (uuid4 reads the OS random source every time, which showed up in profiles).
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

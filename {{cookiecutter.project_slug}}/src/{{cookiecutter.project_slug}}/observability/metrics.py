@@ -1,8 +1,14 @@
 """Prometheus metrics for HTTP traffic and for the model, correct with any number of workers.
 
 Buckets: HTTP and inference latency span 1 ms to 30 s, which covers a linear model answering in
-a millisecond as well as a large ensemble or a slow network call timing out. Batch sizes are
-powers of two up to the largest batch the runner forms.
+a millisecond as well as a large ensemble or a slow call running into the inference timeout;
+the alert rules' p99 threshold (500 ms) sits on a bucket boundary. Batch sizes are powers of two
+up to 1024, just above the default APP_MAX_ROWS.
+
+With several workers (``PROMETHEUS_MULTIPROC_DIR`` set, see ``multiprocess.py``) every process
+writes its values to files there and ``/metrics`` sums them: counters and histograms over all
+processes ever started in this run, ``http_requests_in_progress`` over live processes only,
+``model_info`` as the maximum (1).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
@@ -30,6 +37,15 @@ from .routes import route_template
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# The reasons the inference runner gives; their series exist (at 0) before the first rejection,
+# so that rate() and alerts see a value instead of nothing.
+REJECTION_REASONS = ("queue_full", "timeout")
+# Any other method a client makes up is counted as "other", so it cannot add series at will.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# Single-process output would otherwise carry a *_created series per counter that the
+# multiprocess output lacks; one shape for both keeps dashboards and alerts simple.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 HTTP_REQUESTS = Counter("http_requests", "HTTP requests answered.", ["method", "route", "status"])
 HTTP_DURATION = Histogram(
@@ -56,6 +72,8 @@ MODEL_INFO = Gauge(
     multiprocess_mode="max",
 )
 
+_REJECTED_BY_REASON = {reason: REJECTED.labels(reason=reason) for reason in REJECTION_REASONS}
+
 
 class PrometheusObserver:
     """Feeds the inference runner's measurements into the model metrics."""
@@ -68,7 +86,8 @@ class PrometheusObserver:
         BATCH_SIZE.observe(size)
 
     def rejected(self, reason: str) -> None:
-        REJECTED.labels(reason=reason).inc()
+        counter = _REJECTED_BY_REASON.get(reason)
+        (counter or REJECTED.labels(reason=reason)).inc()
 
 
 def record_model(metadata: ModelMetadata) -> None:
@@ -84,10 +103,15 @@ def mark_worker_exit() -> None:
 
 
 class MetricsMiddleware:
-    """Count and time every HTTP request, labelled by route template (pure ASGI)."""
+    """Count and time every HTTP request, labelled by route template (pure ASGI).
+
+    The labelled children are looked up once per (method, route, status) and kept, so a request
+    costs two dictionary lookups rather than the client library's label validation and locking.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,12 +131,25 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             HTTP_IN_PROGRESS.dec()
-            method, route = scope["method"], route_template(scope)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+            requests, duration = self._children(scope["method"], route_template(scope), status)
+            requests.inc()
+            duration.observe(time.perf_counter() - started)
+
+    def _children(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        if method not in KNOWN_METHODS:
+            method = "other"
+        key = (method, route, status)
+        children = self._series.get(key)
+        if children is None:
+            children = (
+                HTTP_REQUESTS.labels(method, route, str(status)),
+                HTTP_DURATION.labels(method, route),
+            )
+            self._series[key] = children
+        return children
 
 
-def _registry() -> CollectorRegistry:
+def _collecting_registry() -> CollectorRegistry:
     if not os.environ.get(ENV):
         return REGISTRY
     registry = CollectorRegistry()
@@ -122,4 +159,4 @@ def _registry() -> CollectorRegistry:
 
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text for every worker process together."""
-    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_collecting_registry()), media_type=CONTENT_TYPE_LATEST)

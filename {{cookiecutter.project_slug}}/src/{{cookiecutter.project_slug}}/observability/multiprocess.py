@@ -8,7 +8,9 @@ This module therefore does not import prometheus_client.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,12 +18,21 @@ ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def prepare_multiprocess_dir(workers: int) -> Path | None:
-    """Point workers at a clean directory when there is more than one of them."""
+    """Point workers at a clean directory when there is more than one of them.
+
+    A directory the operator chose (the variable already set) is emptied and kept; one made
+    here is removed again when the serving process exits.
+    """
     if workers <= 1 and ENV not in os.environ:
         return None
-    directory = Path(os.environ.get(ENV) or tempfile.mkdtemp(prefix="prometheus-"))
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
+    chosen = os.environ.get(ENV)
+    if chosen:
+        directory = Path(chosen)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="prometheus-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
     os.environ[ENV] = str(directory)
     return directory

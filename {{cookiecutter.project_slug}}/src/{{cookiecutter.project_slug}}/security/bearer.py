@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
+from starlette.concurrency import run_in_threadpool
 
 from ..settings import Settings
 from .database import Database
 from .login_limit import LoginLimiter
 from .principal import SCOPES, Principal, parse_scopes
 from .tokens import TokenService
-from .users import UserStore
+from .users import ActiveUserCache, UserStore
 
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="token", scopes=SCOPES, auto_error=False)
+# Our tokens are a few hundred bytes; anything much longer is refused before it is parsed.
+MAX_TOKEN_CHARS = 4096
 
 
 @dataclass
 class JwtAuth:
     database: Database
     users: UserStore
+    active_users: ActiveUserCache
     tokens: TokenService
     login_limiter: LoginLimiter
 
@@ -41,10 +45,14 @@ class JwtAuth:
         limiter = LoginLimiter(
             settings.login_rate_limit, settings.rate_limit_storage, settings.trust_forwarded_for
         )
-        return cls(database, UserStore(database), tokens, limiter)
+        users = UserStore(database)
+        active_users = ActiveUserCache(users, settings.user_cache_ttl_s)
+        return cls(database, users, active_users, tokens, limiter)
 
 
-def jwt_auth(request: Request) -> JwtAuth:
+# The dependencies below are coroutines: FastAPI runs a plain ``def`` dependency in a worker
+# thread, and three thread hops per request cost more than checking the token itself.
+async def jwt_auth(request: Request) -> JwtAuth:
     auth: JwtAuth = request.app.state.auth
     return auth
 
@@ -56,27 +64,32 @@ def unauthorized(detail: str, error: str | None = "invalid_token") -> HTTPExcept
     )
 
 
-def current_principal(
+async def current_principal(
     token: str | None = Depends(bearer_scheme), auth: JwtAuth = Depends(jwt_auth)
 ) -> Principal:
     """The caller named by a valid token whose user still exists and is not disabled."""
     if token is None:
         raise unauthorized("Not authenticated", error=None)
+    if len(token) > MAX_TOKEN_CHARS:
+        raise unauthorized("Invalid or expired token")
     try:
         claims = auth.tokens.decode(token)
     except jwt.InvalidTokenError:
         raise unauthorized("Invalid or expired token") from None
-    user = auth.users.active(claims["sub"])
+    # A blocking database query only when the cache does not know the user.
+    user = auth.active_users.cached(claims["sub"]) or await run_in_threadpool(
+        auth.active_users.active, claims["sub"]
+    )
     if user is None:
         raise unauthorized("Invalid or expired token")
     # The token may carry fewer scopes than the user has, never more.
     return Principal(user.name, parse_scopes(claims.get("scope", "")) & user.scopes)
 
 
-def require_scope(scope: str) -> Callable[[Principal], Principal]:
+def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through only callers whose token grants ``scope``."""
 
-    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         if scope not in principal.scopes:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -50,7 +50,7 @@ def list_users() -> None:
 
 @users_cli.command("disable")
 def disable(name: str) -> None:
-    """Stop a user from logging in; tokens already issued stop working too."""
+    """Stop a user from logging in; its tokens stop working within APP_USER_CACHE_TTL_S."""
     try:
         _store().disable(name)
     except UserError as exc:

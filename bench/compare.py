@@ -1,0 +1,179 @@
+"""``make bench``: the baked default project against a naive baseline, under the same load.
+
+1. Bakes the default project into build/bench and installs it (uv).
+2. iris, 64 connections: the naive app (bench/naive_app.py) and then the baked service, one
+   after the other, each pinned to CPU 0 with the load generator on CPU 1, driven by the baked
+   project's own bench/load.py (wrk or hey). Ratios: req/s baked/baseline, p99 baseline/baked.
+3. A 32-feature gradient-boosting model (bench/slow_model.py): the rows/s it reaches in-process
+   one row at a time, against the baked service at 64 connections with micro-batching on
+   (APP_MAX_BATCH_SIZE=64) and off; and batching on against off at concurrency 1.
+
+The numbers are only as steady as the machine: on a shared or busy one, compare ratios from
+the same run, not absolute figures between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from cookiecutter.main import cookiecutter
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "bench"
+READY_TIMEOUT_S = 120.0
+
+
+def run(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def pinned(cpus: str) -> list[str]:
+    taskset = shutil.which("taskset")
+    if taskset is None or len(os.sched_getaffinity(0)) < 2:
+        return []
+    return [taskset, "-c", cpus]
+
+
+def bake_and_install() -> tuple[Path, Path]:
+    """The default project, baked fresh, with a virtual environment; returns (project, python)."""
+    shutil.rmtree(BUILD / "project", ignore_errors=True)
+    project = Path(cookiecutter(str(ROOT), no_input=True, output_dir=str(BUILD / "project")))
+    uv = [sys.executable, "-m", "uv"]
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    run([*uv, "venv", "--quiet", "--python", sys.executable, str(project / ".venv")], env=env)
+    python = project / ".venv" / "bin" / "python"
+    run([*uv, "pip", "install", "--quiet", "--python", str(python), "-e", str(project)], env=env)
+    return project, python
+
+
+def bench(project: Path, python: Path, args: argparse.Namespace, *extra: str) -> dict[str, Any]:
+    """One run of the project's load script; its JSON result."""
+    command = [str(python), "bench/load.py", "--json", "--tool", args.tool]
+    command += ["--duration", str(args.duration), "--warmup", str(args.warmup), *extra]
+    result: dict[str, Any] = json.loads(run(command, cwd=project).strip().splitlines()[-1])
+    return result
+
+
+def naive_baseline(project: Path, python: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Start bench/naive_app.py on CPU 0, load it like the baked service, stop it by PID."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = (BUILD / "naive_app.log").open("wb")
+    server = subprocess.Popen(
+        [*pinned("0"), str(python), str(ROOT / "bench" / "naive_app.py"), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"the naive app did not start; see {log.name}")
+            try:
+                with urllib.request.urlopen(f"{url}/health/ready", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        concurrency = str(args.concurrency)
+        return bench(project, python, args, "--url", url, "--features", "4", "-c", concurrency)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def row(label: str, result: dict[str, Any]) -> str:
+    return (
+        f"  {label:<40} {result['requests_per_s']:9.1f} {result['p50_ms']:9.2f} "
+        f"{result['p99_ms']:9.2f} {result['non_2xx'] + result['socket_errors']:8d}"
+    )
+
+
+HEADER = f"  {'':<40} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=15, help="measured seconds per run")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of load before each")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--tool", choices=["auto", "wrk", "hey"], default="auto")
+    parser.add_argument("--iris-only", action="store_true", help="skip the batching scenario")
+    args = parser.parse_args()
+    BUILD.mkdir(parents=True, exist_ok=True)
+    print("baking and installing the default project into build/bench ...", flush=True)
+    project, python = bake_and_install()
+    results: dict[str, Any] = {}
+    c = str(args.concurrency)
+
+    print(f"iris, {c} connections: naive baseline ...", flush=True)
+    results["naive"] = naive_baseline(project, python, args)
+    print(f"iris, {c} connections: baked service ...", flush=True)
+    results["baked"] = bench(project, python, args, "-c", c)
+
+    if not args.iris_only:
+        model_dir = BUILD / "slow-model"
+        artifact = model_dir / "model.skops"
+        if not artifact.is_file():
+            print("training the 32-feature model ...", flush=True)
+            run([str(python), str(ROOT / "bench" / "slow_model.py"), "train", str(model_dir)])
+        print("in-process speed of the 32-feature model ...", flush=True)
+        speed = [*pinned("0"), str(python), str(ROOT / "bench" / "slow_model.py"), "speed"]
+        results["in_process"] = json.loads(run([*speed, str(artifact)]))
+        model = f"APP_MODEL_PATH={artifact}"
+        for connections in (c, "1"):
+            for batch in ("64", "1"):
+                print(f"32 features, {connections} connections, batch {batch} ...", flush=True)
+                results[f"slow_c{connections}_b{batch}"] = bench(
+                    project, python, args, "-c", connections,
+                    "--env", model, "--env", f"APP_MAX_BATCH_SIZE={batch}",
+                )  # fmt: skip
+
+    (BUILD / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    naive, baked = results["naive"], results["baked"]
+    tool = baked["tool"]
+    print(f"\nPOST /predict, 1 row per request, {args.duration} s per run with {tool}")
+    print("server pinned to CPU 0, load on CPU 1; a shared machine makes every number noisy\n")
+    print(f"iris (StandardScaler + LogisticRegression), {c} connections\n{HEADER}")
+    print(row("naive baseline (bench/naive_app.py)", naive))
+    print(row("baked default project (jwt, metrics)", baked))
+    rps = baked["requests_per_s"] / naive["requests_per_s"]
+    p99 = naive["p99_ms"] / baked["p99_ms"] if baked["p99_ms"] else float("inf")
+    print(f"  req/s baked/baseline: {rps:.2f}   p99 baseline/baked: {p99:.2f}   (goal: both >= 2)")
+    if not args.iris_only:
+        speed = results["in_process"]
+        print(f"\n32-feature HistGradientBoostingClassifier\n{HEADER}")
+        for connections in (c, "1"):
+            for batch in ("64", "1"):
+                label = f"{connections} connections, APP_MAX_BATCH_SIZE={batch}"
+                print(row(label, results[f"slow_c{connections}_b{batch}"]))
+        print(f"  in-process, one row per call:   {speed['one_row']:9.1f} rows/s")
+        print(f"  in-process, 64 rows per call:   {speed['batch_64']:9.1f} rows/s")
+        served = results[f"slow_c{c}_b64"]["requests_per_s"] / speed["one_row"]
+        print(f"  served with batching / in-process one row at a time: {served:.2f}")
+    print(f"\nraw results: {(BUILD / 'results.json').relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

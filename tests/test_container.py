@@ -1,0 +1,315 @@
+"""The baked Dockerfile builds and runs for real (podman), ``uv.lock`` and pre-commit work.
+
+The container test is opt-in (``TEMPLATE_CONTAINER_TEST=1``; ``.ci/run`` sets it): it needs root,
+podman and debootstrap, and several minutes. It builds the default variant (Python 3.11) from a
+local stand-in for ``python:3.11-slim`` made by ``tests/container/build_base_image.sh`` (no registry
+is reachable here), runs the image, and probes it through a port published on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, Baked, free_port, make_venv, run
+
+BIN = Path(sys.executable).parent
+UV = [sys.executable, "-m", "uv"]
+UV_ENV = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+OPT_IN = "TEMPLATE_CONTAINER_TEST"
+BASE_SCRIPT = ROOT / "tests" / "container" / "build_base_image.sh"
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+SECRET = "container-test-secret-key-0123456789abcdef"
+PASSWORD = "container test password"
+
+LOCK_VARIANTS = {
+    "default": {},
+    "api_key,onnx,no-prometheus": {
+        "auth": "api_key",
+        "model_framework": "onnx",
+        "use_prometheus": False,
+        "use_open_inference_protocol": False,
+    },
+    "none,python3.13": {"auth": "none", "python_version": "3.13"},
+}
+
+
+# --- pre-commit ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answers", [{}, {"auth": "none", "use_prometheus": False}])
+def test_pre_commit_config_is_valid(bake: Callable[..., Baked], answers: dict[str, object]) -> None:
+    baked = bake(**answers)
+    config = baked.path / ".pre-commit-config.yaml"
+    run(
+        [str(BIN / "pre-commit"), "validate-config", str(config)],
+        cwd=baked.path,
+        what=f"[{baked.name}] pre-commit validate-config",
+    )
+    # The hooks call the dev environment's tools: each must be a declared dev requirement.
+    dev = tomllib.loads((baked.path / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]["dev"]
+    text = config.read_text(encoding="utf-8")
+    for tool in ("ruff", "mypy"):
+        assert f"entry: {tool}" in text, f"[{baked.name}] no {tool} hook"
+        assert any(req.startswith(tool) for req in dev), f"[{baked.name}] {tool} not in dev extra"
+
+
+@pytest.mark.slow
+def test_pre_commit_hooks_run(bake: Callable[..., Baked]) -> None:
+    """The hooks pass on a fresh bake and catch a lint error (offline: local hooks only)."""
+    baked = bake()
+    python = make_venv(baked.path, f"[{baked.name}]")
+    env = {
+        **os.environ,
+        "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}",
+        "PRE_COMMIT_HOME": str(baked.path.parent / "pre-commit-home"),
+    }
+    hooks = [str(BIN / "pre-commit"), "run", "--all-files", "--show-diff-on-failure"]
+    run(hooks, cwd=baked.path, what=f"[{baked.name}] pre-commit on a fresh bake", env=env)
+
+    bad = baked.path / "src" / baked.slug / "unused.py"
+    bad.write_text("import os\n\n\ndef f(x):\n    return x\n", encoding="utf-8")
+    run(["git", "add", str(bad)], cwd=baked.path, what="git add")
+    result = subprocess.run(hooks, cwd=baked.path, env=env, capture_output=True, text=True)
+    assert result.returncode != 0, f"[{baked.name}] pre-commit missed errors:\n{result.stdout}"
+    verdicts = {
+        line.split(".", 1)[0]: line.rsplit(".", 1)[-1] for line in result.stdout.splitlines()
+    }
+    for hook in ("ruff check", "mypy (strict, whole project)"):
+        assert verdicts.get(hook) == "Failed", f"[{baked.name}] {hook}:\n{result.stdout}"
+
+
+# --- uv.lock ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", list(LOCK_VARIANTS.values()), ids=list(LOCK_VARIANTS))
+def test_uv_lock_and_sync(bake: Callable[..., Baked], answers: dict[str, object]) -> None:
+    """`uv lock` works on the baked pyproject, and `uv sync --locked` accepts the result.
+
+    The Dockerfile relies on both (its builder runs `uv sync --locked` when uv.lock exists).
+    """
+    baked = bake(**answers)
+    what = f"[{baked.name}]"
+    run([*UV, "lock", "--quiet"], cwd=baked.path, what=f"{what} uv lock", env=UV_ENV)
+    run([*UV, "lock", "--check"], cwd=baked.path, what=f"{what} uv lock --check", env=UV_ENV)
+    lock = tomllib.loads((baked.path / "uv.lock").read_text(encoding="utf-8"))
+    locked = {package["name"] for package in lock["package"]}
+    assert ("skops" in locked) == (baked.context.get("model_framework", "sklearn") == "sklearn")
+    assert ("prometheus-client" in locked) == baked.context.get("use_prometheus", True)
+    run(
+        [
+            *UV,
+            "sync",
+            "--locked",
+            "--no-dev",
+            "--no-editable",
+            "--dry-run",
+            "--python",
+            sys.executable,
+        ],
+        cwd=baked.path,
+        what=f"{what} uv sync --locked --dry-run",
+        env=UV_ENV,
+    )
+
+
+# --- the container ------------------------------------------------------------------------
+
+# This machine's podman needs runc (crun refuses hybrid cgroup v1/v2 hosts) and lower rlimits
+# (the test runs without CAP_SYS_RESOURCE, so podman's defaults cannot be set).
+RUNTIME = ["--runtime", "runc"] if shutil.which("runc") else []
+ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+
+@dataclass
+class Container:
+    name: str
+    image: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def logs(self) -> str:
+        result = subprocess.run(
+            ["podman", "logs", self.name], capture_output=True, text=True, check=False
+        )
+        return (result.stdout + result.stderr)[-6000:]
+
+    def wait_ready(self, deadline_s: float = 120) -> float:
+        """Poll /health/ready through the published port until 200; return how long it took."""
+        started = time.monotonic()
+        with httpx.Client(base_url=self.url, timeout=5) as client:
+            while time.monotonic() - started < deadline_s:
+                try:
+                    if client.get("/health/ready").status_code == 200:
+                        return time.monotonic() - started
+                except httpx.TransportError:
+                    pass
+                state = podman("inspect", "--format", "{{.State.Running}}", self.name).strip()
+                if state != "true":
+                    pytest.fail(f"container {self.name} exited\n{self.logs()}")
+                time.sleep(0.1)  # poll interval, not synchronisation: the deadline decides
+        pytest.fail(f"container {self.name} not ready within {deadline_s}s\n{self.logs()}")
+
+
+def podman(*args: str, what: str = "podman", timeout: float = 120, **kwargs: object) -> str:
+    return run(["podman", *args], cwd=ROOT, what=what, timeout=timeout, **kwargs)
+
+
+@pytest.fixture
+def container_env() -> None:
+    """Skip unless opted in; once opted in, a missing prerequisite is a failure, not a skip."""
+    if os.environ.get(OPT_IN) != "1":
+        pytest.skip(f"set {OPT_IN}=1 to build and run the image with podman (needs root)")
+    missing = [tool for tool in ("podman", "debootstrap", "runc") if not shutil.which(tool)]
+    assert not missing, (
+        f"{OPT_IN}=1 but {missing} not installed (apt-get install {' '.join(missing)})"
+    )
+    assert os.geteuid() == 0, f"{OPT_IN}=1 needs root (debootstrap, podman import)"
+
+
+@pytest.fixture
+def containers() -> Iterator[list[str]]:
+    """Names of containers and images a test made; removed when it ends, pass or fail."""
+    made: list[str] = []
+    yield made
+    for name in reversed(made):
+        subprocess.run(["podman", "rm", "--force", "--time", "0", name], capture_output=True)
+        subprocess.run(["podman", "rmi", "--force", name], capture_output=True)
+
+
+def build_image(baked: Baked, tag: str) -> float:
+    started = time.monotonic()
+    podman(
+        "build",
+        "--pull=never",  # FROM python:3.11-slim is the local stand-in, never a registry pull
+        "--network=host",  # RUN steps reach PyPI the way the host does
+        "--format=docker",  # keeps HEALTHCHECK, which the OCI format drops
+        "--layers=false",  # no cached intermediate images left behind by a test
+        *RUNTIME,
+        *ULIMITS,
+        "--tag",
+        tag,
+        str(baked.path),
+        what=f"[{baked.name}] podman build",
+        timeout=1800,
+    )
+    return time.monotonic() - started
+
+
+def image_versions(image: str) -> dict[str, str]:
+    script = (
+        "import json, importlib.metadata as m;"
+        "print(json.dumps({d.metadata['Name'].lower().replace('_', '-'): d.version"
+        " for d in m.distributions()}))"
+    )
+    out = podman("run", "--rm", "--pull=never", *RUNTIME, *ULIMITS, image, "python", "-c", script)
+    versions: dict[str, str] = json.loads(out)
+    return versions
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_lock", [True, False], ids=["uv.lock", "no-lock"])
+def test_image_builds_and_serves(
+    container_env: None,
+    bake: Callable[..., Baked],
+    containers: list[str],
+    with_lock: bool,
+) -> None:
+    report: dict[str, object] = {}
+    started = time.monotonic()
+    base = run(["bash", str(BASE_SCRIPT), "3.11"], cwd=ROOT, what="base image", timeout=1800)
+    report["base_image_s"] = round(time.monotonic() - started, 1)
+    report["base_image_log"] = base.strip().splitlines()[-1]
+
+    baked = bake(python_version="3.11")
+    what = f"[{baked.name}]"
+    if with_lock:
+        run([*UV, "lock", "--quiet"], cwd=baked.path, what=f"{what} uv lock", env=UV_ENV)
+
+    suffix = uuid.uuid4().hex[:8]
+    tag = f"localhost/{baked.slug.replace('_', '-')}:test-{suffix}"
+    name = f"{baked.slug}-test-{suffix}"
+    containers.append(tag)
+    report["build_s"] = round(build_image(baked, tag), 1)
+    report["image_bytes"] = int(podman("image", "inspect", "--format", "{{.Size}}", tag))
+
+    if with_lock:
+        lock = tomllib.loads((baked.path / "uv.lock").read_text(encoding="utf-8"))
+        # A universal lock may pin one package at several versions (one per Python range).
+        pinned: dict[str, set[str]] = {}
+        for package in lock["package"]:
+            pinned.setdefault(package["name"], set()).add(package.get("version", ""))
+        installed = image_versions(tag)
+        differ = {n: v for n, v in installed.items() if v not in pinned.get(n, set())}
+        assert not differ, f"{what} installed but not so in uv.lock: {differ}"
+        assert {"fastapi", "scikit-learn", "pyjwt"} <= installed.keys()
+        assert "pytest" not in installed, f"{what} dev tools in the image"
+
+    container = Container(name, tag, free_port())
+    containers.append(name)
+    podman(
+        "run",
+        "--detach",
+        "--pull=never",
+        *RUNTIME,
+        *ULIMITS,
+        "--name",
+        name,
+        "--publish",
+        f"127.0.0.1:{container.port}:8000",
+        "--env",
+        f"APP_SECRET_KEY={SECRET}",
+        tag,
+        what=f"{what} podman run",
+    )
+    report["ready_s"] = round(container.wait_ready(), 2)
+    assert podman("exec", name, "id", "-u").strip() == "10001", f"{what} runs as root"
+
+    podman(
+        "exec",
+        "--interactive",
+        name,
+        "python",
+        "-m",
+        baked.slug,
+        "users",
+        "add",
+        "prober",
+        "--scope",
+        "predict",
+        what=f"{what} users add in the container",
+        input=PASSWORD + "\n",
+    )
+    with httpx.Client(base_url=container.url, timeout=30) as client:
+        assert client.post("/predict", json={"instances": [IRIS_ROW]}).status_code == 401
+        token = client.post("/token", data={"username": "prober", "password": PASSWORD})
+        assert token.status_code == 200, f"{what} {token.text}\n{container.logs()}"
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        predicted = client.post("/predict", json={"instances": [IRIS_ROW]}, headers=headers)
+        assert predicted.status_code == 200, f"{what} {predicted.text}"
+        assert predicted.json()["predictions"] == ["setosa"]
+
+    started = time.monotonic()
+    podman("stop", "--time", "30", name, what=f"{what} podman stop", timeout=60)
+    report["stop_s"] = round(time.monotonic() - started, 2)
+    exit_code = int(podman("inspect", "--format", "{{.State.ExitCode}}", name))
+    assert exit_code in (0, 143), f"{what} exit {exit_code} on SIGTERM\n{container.logs()}"
+    print(f"{what} container ({'uv.lock' if with_lock else 'no lock'}): {json.dumps(report)}")

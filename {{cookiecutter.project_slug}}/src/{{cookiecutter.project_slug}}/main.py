@@ -149,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, oip.validation_error_handler)
 {%- endif %}
 
-    # Added last runs first: request log and id, then metrics, then the body limit.
+    # Added last runs first: request log and id, {{ "then metrics, " if cookiecutter.use_prometheus else "" }}then the body limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 {%- if cookiecutter.use_prometheus %}
     app.add_middleware(MetricsMiddleware)

@@ -1,7 +1,7 @@
 """Admission control around the predictor: bounded concurrency, a bounded queue, a deadline.
 
 The model's ``predict`` is synchronous, so it runs in worker threads and never blocks the event
-loop; health probes and metrics keep answering while every inference slot is busy. Requests that
+loop; health probes keep answering while every inference slot is busy. Requests that
 wait for a slot may be stacked into one call (see ``batching``).
 """
 
@@ -22,7 +22,7 @@ from .batching import BatchQueue, Pending, predict_batch
 
 
 class InferenceObserver(Protocol):
-    """Receives what the runner measures; the metrics module provides one."""
+    """Receives what the runner measures (durations, batch sizes, rejections)."""
 
     def inference_done(self, seconds: float, rows: int) -> None: ...
 

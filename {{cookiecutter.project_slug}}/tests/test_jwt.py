@@ -234,3 +234,30 @@ def test_app_refuses_to_start_without_secret(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir("/")
     with pytest.raises(ConfigError, match="APP_SECRET_KEY: is required"):
         create_app()
+
+
+def test_verified_token_cache_honours_expiry_and_size() -> None:
+    from {{ cookiecutter.project_slug }}.security.tokens import VerifiedTokens
+
+    now = [1000.0]
+    cache = VerifiedTokens(max_entries=2, clock=lambda: now[0])
+    cache.put("a", {"exp": 1010, "sub": "alice"})
+    assert cache.get("a") == {"exp": 1010, "sub": "alice"}
+    assert cache.get("a-changed") is None
+    now[0] = 1010.0
+    assert cache.get("a") is None, "an expired token must not be served from the cache"
+    cache.put("b", {"exp": 2000})
+    cache.put("c", {"exp": 2000})
+    cache.put("d", {"exp": 2000})
+    assert cache.get("b") is None and cache.get("d") is not None
+
+
+def test_cached_token_of_a_disabled_user_is_refused(make_settings: Any) -> None:
+    with TestClient(create_app(make_settings(user_cache_ttl_s=0))) as app_client:
+        users = app_client.app.state.auth.users  # type: ignore[attr-defined]
+        users.add("carol", PASSWORD, ["predict"])
+        token = app_client.post("/token", data={"username": "carol", "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        assert app_client.post("/predict", json=PREDICT, headers=headers).status_code == 200
+        users.disable("carol")
+        assert app_client.post("/predict", json=PREDICT, headers=headers).status_code == 401

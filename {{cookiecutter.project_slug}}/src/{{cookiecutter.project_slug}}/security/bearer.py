@@ -15,7 +15,7 @@ from ..settings import Settings
 from .database import Database
 from .login_limit import LoginLimiter
 from .principal import SCOPES, Principal, parse_scopes
-from .tokens import TokenService
+from .tokens import TokenService, VerifiedTokens
 from .users import ActiveUserCache, UserStore
 
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="token", scopes=SCOPES, auto_error=False)
@@ -30,6 +30,7 @@ class JwtAuth:
     active_users: ActiveUserCache
     tokens: TokenService
     login_limiter: LoginLimiter
+    verified: VerifiedTokens
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JwtAuth:
@@ -47,7 +48,7 @@ class JwtAuth:
         )
         users = UserStore(database)
         active_users = ActiveUserCache(users, settings.user_cache_ttl_s)
-        return cls(database, users, active_users, tokens, limiter)
+        return cls(database, users, active_users, tokens, limiter, VerifiedTokens())
 
 
 # The dependencies below are coroutines: FastAPI runs a plain ``def`` dependency in a worker
@@ -72,10 +73,13 @@ async def current_principal(
         raise unauthorized("Not authenticated", error=None)
     if len(token) > MAX_TOKEN_CHARS:
         raise unauthorized("Invalid or expired token")
-    try:
-        claims = auth.tokens.decode(token)
-    except jwt.InvalidTokenError:
-        raise unauthorized("Invalid or expired token") from None
+    claims = auth.verified.get(token)
+    if claims is None:
+        try:
+            claims = auth.tokens.decode(token)
+        except jwt.InvalidTokenError:
+            raise unauthorized("Invalid or expired token") from None
+        auth.verified.put(token, claims)
     # A blocking database query only when the cache does not know the user.
     user = auth.active_users.cached(claims["sub"]) or await run_in_threadpool(
         auth.active_users.active, claims["sub"]

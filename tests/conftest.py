@@ -72,6 +72,20 @@ def run(cmd: list[str], *, cwd: Path, what: str, timeout: float = 600, **kwargs:
     return result.stdout
 
 
+def add_user(
+    python: Path, project: Path, env: dict[str, str], name: str, password: str, what: str
+) -> None:
+    """Add a user with scope predict through the baked CLI, the password piped on stdin."""
+    run(
+        [str(python), "-m", project.name, "users", "add", name, "--scope", "predict"],
+        cwd=project,
+        what=f"{what} users add",
+        env=env,
+        input=password + "\n",
+        timeout=120,
+    )
+
+
 def make_venv(project: Path, what: str) -> Path:
     """Install the baked project with its dev extras into ``project/.venv``; return its python."""
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Baked, Service, install_project, run, start_service
+from tests.conftest import Baked, Service, add_user, install_project, run, start_service
 from tests.variants import DEFAULTS, SUPPORTED, variant_id
 
 pytestmark = pytest.mark.slow
@@ -46,17 +45,7 @@ def credentials(baked: Baked, python: Path, env: dict[str, str]) -> dict[str, st
         assert key and "\n" not in key, f"[{baked.name}] keys add printed {key!r}"
         return {"X-API-Key": key}
     if auth == "jwt":
-        result = subprocess.run(
-            [*cli, "users", "add", "prober", "--scope", "predict"],
-            cwd=baked.path,
-            env=env,
-            input=PASSWORD + "\n",
-            text=True,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, f"[{baked.name}] users add: {result.stderr}"
+        add_user(python, baked.path, env, "prober", PASSWORD, f"[{baked.name}]")
     return {}
 
 

@@ -28,7 +28,15 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import Baked, Service, free_port, install_project, run, start_service
+from tests.conftest import (
+    Baked,
+    Service,
+    add_user,
+    free_port,
+    install_project,
+    run,
+    start_service,
+)
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 SECRET = "observability-test-secret-key-0123456789"
@@ -253,15 +261,7 @@ def served(
         "APP_DATABASE_URL": f"sqlite:///{baked.path / 'data' / 'auth.db'}",
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
     }
-    subprocess.run(
-        [str(python), "-m", baked.slug, "users", "add", "watcher", "--scope", "predict"],
-        cwd=baked.path,
-        env=env,
-        input=PASSWORD + "\n",
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    add_user(python, baked.path, env, "watcher", PASSWORD, "[default]")
     service = start_service(
         python, baked.path, env, "[default] serve --workers 2", "--workers", "2"
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ import numpy as np
 import pytest
 from cookiecutter.main import cookiecutter
 
-from tests.conftest import ROOT, Service, make_venv, run, start_service
+from tests.conftest import ROOT, Service, add_user, make_venv, run, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -287,16 +286,7 @@ def default_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     installed = install(tmp)
     env = {**os.environ, "APP_SECRET_KEY": SECRET}
     env["APP_DATABASE_URL"] = f"sqlite:///{installed.path / 'data' / 'runtime.db'}"
-    cli = [str(installed.python), "-m", installed.slug]
-    subprocess.run(
-        [*cli, "users", "add", "triton", "--scope", "predict"],
-        cwd=installed.path,
-        env=env,
-        input=PASSWORD + "\n",
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    add_user(installed.python, installed.path, env, "triton", PASSWORD, "[default]")
     service = installed.start()
     try:
         service.wait_ready()

@@ -56,6 +56,32 @@ def test_bad_input_is_422(client: TestClient, body: Any) -> None:
     assert "detail" in response.json()
 
 
+def test_validation_errors_say_where_without_echoing_input(client: TestClient) -> None:
+    response = client.post("/predict", json={"instances": [IRIS_ROW, [5.1, "secret", 1.4, 0.2]]})
+    assert response.status_code == 422, response.text
+    (issue,) = response.json()["detail"]
+    assert issue["loc"] == ["body", "instances", 1, 1]
+    assert set(issue) == {"type", "loc", "msg"}
+    assert "secret" not in response.text
+
+
+def test_openapi_documents_predict_like_its_other_routes(client: TestClient) -> None:
+    """/predict reads its body and credentials itself; its documentation must not suffer."""
+    paths = client.get("/openapi.json").json()["paths"]
+    operation = paths["/predict"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert operation["requestBody"]["required"] is True
+    assert schema["required"] == ["instances"]
+    assert schema["additionalProperties"] is False
+    assert {"200", "422", "503", "504"} <= set(operation["responses"])
+{%- if cookiecutter.auth != "none" %}
+    assert {"401", "403"} <= set(operation["responses"])
+    assert operation["security"] == paths["/model"]["get"]["security"]
+{%- else %}
+    assert "security" not in operation
+{%- endif %}
+
+
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_non_finite_numbers_are_422(client: TestClient, literal: str) -> None:
     raw = '{"instances": [[5.1, ' + literal + ", 1.4, 0.2]]}"

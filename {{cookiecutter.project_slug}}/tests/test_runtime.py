@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 import time
@@ -225,6 +226,15 @@ def gated(make_settings: Any, auth_headers: dict[str, str]) -> Any:
     yield make
     for client in opened:
         client.__exit__(None, None, None)
+
+
+def test_start_up_freezes_what_it_loaded_out_of_the_garbage_collectors_way(
+    make_settings: Any,
+) -> None:
+    gc.unfreeze()
+    with TestClient(create_app(make_settings())) as started:
+        assert started.get("/health/ready").status_code == 200
+        assert gc.get_freeze_count() > 0
 
 
 def test_inference_timeout_is_504_json(gated: Any) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+{%- if cookiecutter.auth != "none" %}
 from typing import Any
+{%- endif %}
 
 import anyio.to_thread
 import numpy as np
@@ -70,6 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 load_predictor, settings.model_path, settings.model_name
             )
             await anyio.to_thread.run_sync(warm_up, predictor)
+            # Everything loaded so far (libraries, the model) lives as long as the process.
+            # Freezing it keeps the garbage collector from walking it again and again under
+            # load: those full collections paused every request for tens of milliseconds.
+            gc.collect()
+            gc.freeze()
         except ModelLoadError as exc:
             logger.error("cannot load the model: %s", exc)
             raise
@@ -119,22 +127,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth = ApiKeyAuth.from_settings(settings)
 {%- endif %}
 
-    app.include_router(health.router)
 {%- if cookiecutter.auth != "none" %}
+    auth_errors: dict[int | str, dict[str, Any]] = {
+        401: error("Missing or invalid credentials."),
+        403: error("The credentials lack the 'predict' scope."),
+    }
     guarded: dict[str, Any] = {
         "dependencies": [Depends(require_scope("predict"))],
-        "responses": {
-            401: error("Missing or invalid credentials."),
-            403: error("The credentials lack the 'predict' scope."),
-        },
+        "responses": auth_errors,
     }
-{%- else %}
-    guarded: dict[str, Any] = {}
-{%- endif %}
+    # First, because routes are matched in order. /predict checks the same credentials as
+    # ``guarded`` itself, without dependency injection, which costs more than the check.
+    app.include_router(predict.inference_router, responses=auth_errors)
+    app.include_router(health.router)
     app.include_router(predict.router, **guarded)
+{%- else %}
+    # First, because routes are matched in order.
+    app.include_router(predict.inference_router)
+    app.include_router(health.router)
+    app.include_router(predict.router)
+{%- endif %}
 {%- if cookiecutter.use_open_inference_protocol %}
     app.include_router(oip.server_router)
-    app.include_router(oip.model_router, **guarded)
+    app.include_router(oip.model_router{% if cookiecutter.auth != "none" %}, **guarded{% endif %})
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
     app.include_router(auth_routes.router)

@@ -29,8 +29,11 @@ def service_state(request: Request) -> ServiceState:
     return state
 
 
-def ready_runner(request: Request) -> InferenceRunner:
-    """The runner, or 503 while the model loads or the service drains."""
+async def ready_runner(request: Request) -> InferenceRunner:
+    """The runner, or 503 while the model loads or the service drains.
+
+    ``async`` although it never awaits: FastAPI runs a plain ``def`` dependency in a thread.
+    """
     state = service_state(request)
     if state.runner is None or state.draining:
         raise HTTPException(

@@ -1,50 +1,59 @@
-"""Micro-batching: requests that queue up behind busy workers are stacked into one predict call.
+"""The queue between the event loop and the inference threads, and micro-batching on top of it.
 
-A worker thread takes what is waiting when it gets a slot, so an idle service answers a lone
-request at once. Only while other batches are running does a worker wait, at most
-``max_wait_s``, for the batch to fill up; that is when the next requests are likely to arrive.
+A worker takes what is waiting as soon as it is free, so an idle service answers a lone request
+at once. Only while other workers are busy does a worker wait, at most ``max_wait_s``, for its
+batch to fill up; that is when the next requests are likely to arrive.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import anyio
 import numpy as np
 import numpy.typing as npt
 
 from .base import Label, Predictor
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Pending:
-    """One request's rows, and its answer once a worker has run them."""
+    """One request's rows, and the future its caller awaits on the event loop."""
 
     rows: npt.NDArray[np.float64]
-    done: anyio.Event = field(default_factory=anyio.Event)
+    answer: asyncio.Future[list[Label]]
     labels: list[Label] | None = None
-    error: Exception | None = None
+    error: BaseException | None = None
+
+    def settle(self) -> None:
+        """Hand the result to the caller. Runs on the event loop, never in a worker thread."""
+        if self.answer.done():  # the caller gave up (timeout) before the model answered
+            return
+        if self.labels is None:
+            self.answer.set_exception(self.error or RuntimeError("the batch gave no answer"))
+        else:
+            self.answer.set_result(self.labels)
 
 
 class BatchQueue:
-    """Requests waiting for a worker, shared by the event loop and the worker threads."""
+    """Requests waiting for a worker thread, in arrival order."""
 
     def __init__(self, max_rows: int, max_wait_s: float) -> None:
         self._max_rows = max_rows
-        self._max_wait_s = max_wait_s
+        self._max_wait_s = max_wait_s if max_rows > 1 else 0.0
         self._items: deque[Pending] = deque()
         self._changed = threading.Condition()
-        self._running = 0
+        self._busy = 0
+        self._closed = False
 
     def put(self, item: Pending) -> None:
         with self._changed:
             self._items.append(item)
-            self._changed.notify_all()
+            # One waiter is enough: whoever wakes takes the request or fills its batch with it.
+            self._changed.notify()
 
     def discard(self, item: Pending) -> None:
         """Forget a request whose caller gave up before a worker took it."""
@@ -52,34 +61,44 @@ class BatchQueue:
         with self._changed, contextlib.suppress(ValueError):
             self._items.remove(item)
 
-    def _queued_rows(self) -> int:
-        return sum(len(item.rows) for item in self._items)
+    def close(self) -> None:
+        """Let the workers finish what is queued, then stop."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
 
-    @contextmanager
-    def batch(self) -> Iterator[list[Pending]]:
-        """Take the oldest requests, up to ``max_rows`` rows (and always at least one request).
+    def take(self) -> list[Pending] | None:
+        """Block until there is work; take the oldest requests, up to ``max_rows`` rows.
 
-        Called from a worker thread. Yields an empty list when other workers already took
-        everything.
+        Always takes at least one request. Returns None once the queue is closed and empty.
+        Called from a worker thread; pair every batch taken with ``done()``.
         """
         with self._changed:
-            if self._items and self._running and self._max_wait_s > 0:
+            self._changed.wait_for(lambda: self._items or self._closed)
+            if not self._items:
+                return None
+            if self._busy and self._max_wait_s > 0:
                 self._changed.wait_for(
-                    lambda: not self._items or self._queued_rows() >= self._max_rows,
+                    lambda: self._closed or self._queued_rows() >= self._max_rows,
                     timeout=self._max_wait_s,
                 )
-            taken: list[Pending] = []
-            rows = 0
-            while self._items and (not taken or rows + len(self._items[0].rows) <= self._max_rows):
+                if not self._items:  # another worker took them meanwhile
+                    return []
+            taken = [self._items.popleft()]
+            rows = len(taken[0].rows)
+            while self._items and rows + len(self._items[0].rows) <= self._max_rows:
                 item = self._items.popleft()
                 taken.append(item)
                 rows += len(item.rows)
-            self._running += 1
-        try:
-            yield taken
-        finally:
-            with self._changed:
-                self._running -= 1
+            self._busy += 1
+            return taken
+
+    def done(self) -> None:
+        with self._changed:
+            self._busy -= 1
+
+    def _queued_rows(self) -> int:
+        return sum(len(item.rows) for item in self._items)
 
 
 def predict_batch(predictor: Predictor, batch: list[Pending]) -> int:
@@ -87,8 +106,7 @@ def predict_batch(predictor: Predictor, batch: list[Pending]) -> int:
 
     A failing model fails every request of the batch with the same error.
     """
-    counts = [len(item.rows) for item in batch]
-    stacked = batch[0].rows if len(batch) == 1 else np.concatenate([item.rows for item in batch])
+    stacked = batch[0].rows if len(batch) == 1 else np.concatenate([i.rows for i in batch])
     try:
         labels = predictor.predict(stacked)
         if len(labels) != len(stacked):
@@ -98,7 +116,8 @@ def predict_batch(predictor: Predictor, batch: list[Pending]) -> int:
             item.error = exc
         return len(stacked)
     start = 0
-    for item, count in zip(batch, counts, strict=True):
+    for item in batch:
+        count = len(item.rows)
         item.labels = labels[start : start + count]
         start += count
     return len(stacked)

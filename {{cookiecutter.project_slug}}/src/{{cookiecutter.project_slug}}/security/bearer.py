@@ -65,9 +65,7 @@ def unauthorized(detail: str, error: str | None = "invalid_token") -> HTTPExcept
     )
 
 
-async def current_principal(
-    token: str | None = Depends(bearer_scheme), auth: JwtAuth = Depends(jwt_auth)
-) -> Principal:
+async def principal_for(auth: JwtAuth, token: str | None) -> Principal:
     """The caller named by a valid token whose user still exists and is not disabled."""
     if token is None:
         raise unauthorized("Not authenticated", error=None)
@@ -90,16 +88,40 @@ async def current_principal(
     return Principal(user.name, parse_scopes(claims.get("scope", "")) & user.scopes)
 
 
+def check_scope(principal: Principal, scope: str) -> Principal:
+    if scope not in principal.scopes:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"this token lacks the '{scope}' scope",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+        )
+    return principal
+
+
+async def current_principal(
+    token: str | None = Depends(bearer_scheme), auth: JwtAuth = Depends(jwt_auth)
+) -> Principal:
+    return await principal_for(auth, token)
+
+
 def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through only callers whose token grants ``scope``."""
 
     async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
-        if scope not in principal.scopes:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail=f"this token lacks the '{scope}' scope",
-                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
-            )
-        return principal
+        return check_scope(principal, scope)
 
     return dependency
+
+
+async def authorize(request: Request, scope: str) -> Principal:
+    """``require_scope`` as one plain call, for a route that skips dependency injection.
+
+    Resolving the dependency chain above costs FastAPI more per request than checking a
+    cached token does; the prediction route calls this instead (see ``api/predict.py``).
+    """
+    principal = await principal_for(request.app.state.auth, await bearer_scheme(request))
+    return check_scope(principal, scope)
+
+
+# What ``require_scope`` adds to a route's OpenAPI operation, for routes that call ``authorize``.
+OPENAPI_SECURITY: list[dict[str, list[str]]] = [{bearer_scheme.scheme_name: []}]

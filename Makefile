@@ -9,7 +9,7 @@ DEMO := build/demo/iris_classifier
 DEMO_PASSWORD := demo-password
 PORT ?= 8000
 
-.PHONY: help venv test test-fast demo lint clean bench
+.PHONY: help venv test test-fast demo lint locks clean bench
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -29,8 +29,11 @@ test-fast: $(STAMP)  ## Only the static part: bake, leftovers, file sets, linter
 	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 lint: $(STAMP)  ## Ruff on the template's own code
-	$(BIN)/ruff check hooks tests
-	$(BIN)/ruff format --check hooks tests
+	$(BIN)/ruff check hooks tests scripts
+	$(BIN)/ruff format --check hooks tests scripts
+
+locks: $(STAMP)  ## Re-lock every dependency set a bake can ship as uv.lock (UPGRADE=1: newest versions)
+	$(BIN)/python scripts/lock.py $(if $(UPGRADE),--upgrade)
 
 demo: $(STAMP)  ## Bake the default project into build/demo, install it and serve the demo model
 	rm -rf build/demo

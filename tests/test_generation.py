@@ -72,6 +72,9 @@ def expected_presence(ctx: dict[str, Any], slug: str) -> dict[str, bool]:
         "monitoring/alerts.test.yml": ctx["use_prometheus"],
         "monitoring/grafana/provisioning/dashboards/service.yml": ctx["use_prometheus"],
         "monitoring/grafana/dashboards/service.json": ctx["use_prometheus"],
+        # The hook writes uv.lock from the template's stored locks, then removes them.
+        "uv.lock": True,
+        ".locks": False,
     }
 
 

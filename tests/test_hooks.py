@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from packaging.version import Version
 
 from tests.variants import DEFAULTS, SUPPORTED, variant_id
 
@@ -199,3 +201,148 @@ def test_hooks_agree_on_booleans(text: str) -> None:
 def test_init_git_skips_under_cruft(tmp_path: Path) -> None:
     assert "cruft" in post.init_git(tmp_path, made_by_cruft=True)
     assert not (tmp_path / ".git").exists()
+
+
+# --- uv.lock ------------------------------------------------------------------------------
+
+STORED_LOCKS = TEMPLATE / post.LOCKS_DIR
+SMALL_LOCK = """version = 1
+revision = 3
+requires-python = ">=3.11"
+
+[[package]]
+name = "alpha"
+version = "1.0"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "iris-classifier"
+version = "0.1.0"
+source = { editable = "." }
+dependencies = [
+    { name = "alpha" },
+    { name = "zulu" },
+]
+
+[package.metadata]
+requires-dist = [
+    { name = "alpha", specifier = ">=1" },
+    { name = "zulu", specifier = ">=2" },
+]
+
+[[package]]
+name = "zulu"
+version = "2.0"
+source = { registry = "https://pypi.org/simple" }
+"""
+
+
+def package_order(lock: str) -> list[tuple[str, str]]:
+    return [(p["name"], p["version"]) for p in tomllib.loads(lock)["package"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "order"),
+    [
+        ("aardvark", ["aardvark", "alpha", "zulu"]),
+        ("iris-classifier", ["alpha", "iris-classifier", "zulu"]),
+        ("beta", ["alpha", "beta", "zulu"]),
+        ("zz-top", ["alpha", "zulu", "zz-top"]),
+    ],
+)
+def test_lock_for_project_renames_the_root_in_sorted_place(name: str, order: list[str]) -> None:
+    lock = post.lock_for_project(SMALL_LOCK, name, "2.3.4")
+    assert [n for n, _ in package_order(lock)] == order
+    assert (name, "2.3.4") in package_order(lock)
+    # Everything but the root's name and version is kept, byte for byte.
+    assert sorted(lock.splitlines()) == sorted(
+        SMALL_LOCK.replace('"iris-classifier"', f'"{name}"')
+        .replace('version = "0.1.0"', 'version = "2.3.4"')
+        .splitlines()
+    )
+
+
+def test_lock_for_project_with_the_same_name_and_version_is_identity() -> None:
+    assert post.lock_for_project(SMALL_LOCK, "iris-classifier", "0.1.0") == SMALL_LOCK
+
+
+def test_lock_for_project_refuses_a_lock_without_one_root() -> None:
+    no_root = SMALL_LOCK.replace('source = { editable = "." }', 'source = { virtual = "." }')
+    with pytest.raises(ValueError, match="expected one package"):
+        post.lock_for_project(no_root, "x", "1")
+
+
+@pytest.mark.parametrize("stored", sorted(STORED_LOCKS.glob("*.lock")), ids=lambda p: p.stem)
+def test_default_answers_leave_a_stored_lock_unchanged(stored: Path) -> None:
+    """The stored locks are made for the default name and version (``make locks``)."""
+    text = stored.read_text(encoding="utf-8")
+    assert post.lock_for_project(text, "iris-classifier", "0.1.0") == text
+
+
+def test_distribution_name() -> None:
+    assert post.distribution_name("iris_classifier") == "iris-classifier"
+    assert post.distribution_name("a__b_2") == "a-b-2"
+
+
+@pytest.mark.parametrize(
+    "version",
+    [
+        "0.1.0",
+        "1.0",
+        "01.020",
+        "v1.2",
+        "1.0.0-RC1",
+        "1.0_a2",
+        "1.0alpha",
+        "1.0c1",
+        "1.0preview2",
+        "2!1.0",
+        "0!1.0",
+        "1.0.post",
+        "1.0-1",
+        "1.0rev3",
+        "1.0.dev",
+        "1.0-beta.3.post-4.dev5",
+        "1.2+Local.01",
+        "1.0+ub_untu-1",
+    ],
+)
+def test_canonical_version_matches_packaging(version: str) -> None:
+    assert post.canonical_version(version) == str(Version(version))
+
+
+def test_canonical_version_keeps_what_is_not_a_version() -> None:
+    assert post.canonical_version("not a version") == "not a version"
+
+
+def test_lock_name_names_the_dependency_set() -> None:
+    assert post.lock_name(answers()) == "sklearn-jwt-metrics.lock"
+    given = answers(model_framework="onnx", auth="api_key", use_prometheus=False)
+    assert post.lock_name(given) == "onnx-api_key-nometrics.lock"
+
+
+def test_install_lock_writes_uv_lock_and_removes_the_store(tmp_path: Path) -> None:
+    store = tmp_path / post.LOCKS_DIR
+    store.mkdir()
+    (store / "sklearn-jwt-metrics.lock").write_text(SMALL_LOCK, encoding="utf-8")
+    (store / "onnx-none-nometrics.lock").write_text("other", encoding="utf-8")
+    assert post.install_lock(tmp_path, answers(), "zeta_forecaster", "2.3.4") is None
+    assert ("zeta-forecaster", "2.3.4") in package_order((tmp_path / "uv.lock").read_text())
+    assert not store.exists()
+
+
+def test_install_lock_without_a_stored_lock_says_so(tmp_path: Path) -> None:
+    (tmp_path / post.LOCKS_DIR).mkdir()
+    message = post.install_lock(tmp_path, answers(auth="none"), "x", "1.0")
+    assert message is not None and "sklearn-none-metrics.lock" in message
+    assert "uv lock" in message
+    assert not (tmp_path / "uv.lock").exists()
+    assert not (tmp_path / post.LOCKS_DIR).exists()
+
+
+def test_install_lock_with_a_broken_stored_lock_says_so(tmp_path: Path) -> None:
+    (tmp_path / post.LOCKS_DIR).mkdir()
+    (tmp_path / post.LOCKS_DIR / "sklearn-jwt-metrics.lock").write_text("version = 1\n")
+    message = post.install_lock(tmp_path, answers(), "x", "1.0")
+    assert message is not None and "uv lock" in message
+    assert not (tmp_path / "uv.lock").exists()

@@ -252,6 +252,24 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(
         client.get("/health/live")  # stopped: no new work accepted
 
 
+def test_sigterm_turns_readiness_off_at_once_and_serves_through_the_drain_delay(
+    installed: Installed, serve: Callable[..., Service]
+) -> None:
+    """With APP_DRAIN_DELAY_S the port stays open after SIGTERM: readiness says 503 at once,
+    predictions still answer 200, and the process exits 0 once the delay and drain are over."""
+    service = serve(installed, drain_delay_s="3")
+    os.killpg(service.process.pid, signal.SIGTERM)
+    signalled = time.monotonic()
+    with service.client(timeout=10) as client:
+        wait_for(lambda: client.get("/health/ready").status_code == 503, "readiness 503", 2)
+        assert client.get("/health/ready").json() == {"status": "draining"}
+        answer = client.post("/predict", json={"instances": [IRIS[0]]})
+        assert answer.status_code == 200, answer.text
+        assert client.get("/health/live").status_code == 200
+    assert service.process.wait(timeout=60) == 0, service.output()
+    assert time.monotonic() - signalled >= 3 - 0.5, "stopped before the drain delay was over"
+
+
 def worker_pids(supervisor: int) -> list[int]:
     """Worker processes started by uvicorn's supervisor (spawned interpreters)."""
     pids = []

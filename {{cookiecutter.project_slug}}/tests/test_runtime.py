@@ -317,3 +317,47 @@ def test_drain_on_signals_turns_readiness_off_then_calls_the_servers_handler() -
         assert signal.getsignal(signal.SIGTERM) is server_handler
     finally:
         signal.signal(signal.SIGTERM, original)
+
+
+def test_drain_delay_keeps_serving_not_ready_then_calls_the_servers_handler() -> None:
+    received: list[int] = []
+
+    def server_handler(sig: int, frame: FrameType | None) -> None:
+        received.append(sig)
+
+    async def main() -> None:
+        state = ServiceState()
+        with drain_on_signals(state, delay_s=0.2):
+            signal.raise_signal(signal.SIGTERM)
+            assert state.draining
+            assert received == []
+            await wait_until(lambda: received == [signal.SIGTERM])
+
+    original = signal.signal(signal.SIGTERM, server_handler)
+    try:
+        anyio.run(main)
+    finally:
+        signal.signal(signal.SIGTERM, original)
+
+
+def test_a_second_signal_stops_without_waiting_for_the_drain_delay() -> None:
+    received: list[int] = []
+
+    def server_handler(sig: int, frame: FrameType | None) -> None:
+        received.append(sig)
+
+    async def main() -> None:
+        state = ServiceState()
+        with drain_on_signals(state, delay_s=60):
+            signal.raise_signal(signal.SIGTERM)
+            assert received == []
+            signal.raise_signal(signal.SIGINT)
+            assert received == [signal.SIGINT]
+
+    original_term = signal.signal(signal.SIGTERM, server_handler)
+    original_int = signal.signal(signal.SIGINT, server_handler)
+    try:
+        anyio.run(main)
+    finally:
+        signal.signal(signal.SIGTERM, original_term)
+        signal.signal(signal.SIGINT, original_int)

@@ -96,13 +96,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.use_prometheus %}
         record_model(predictor.metadata)
 {%- endif %}
-        meta = predictor.metadata
+        ready = {"model": predictor.metadata.name, "version": predictor.metadata.version}
         try:
             async with runner:
                 state.runner = runner
-                with drain_on_signals(state):
-                    logger.info("model ready", extra={"model": meta.name, "version": meta.version})
-                    yield
+                try:
+                    with drain_on_signals(state, settings.drain_delay_s):
+                        logger.info("model ready", extra=ready)
+                        yield
+                finally:
+                    # Before the runner stops: from here on a late request gets 503, not 500.
+                    state.runner = None
         finally:
             state.draining = True
 {%- if cookiecutter.auth != "none" %}

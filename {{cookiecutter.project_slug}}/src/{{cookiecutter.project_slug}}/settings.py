@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     shutdown_grace_s: float = Field(default=20.0, ge=0)
+    drain_delay_s: float = Field(default=0.0, ge=0)
 
     # Request limits and inference runtime
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from collections.abc import Iterator
@@ -30,12 +31,14 @@ def service_state(request: Request) -> ServiceState:
 
 
 async def ready_runner(request: Request) -> InferenceRunner:
-    """The runner, or 503 while the model loads or the service drains.
+    """The runner, or 503 while the model loads.
 
-    ``async`` although it never awaits: FastAPI runs a plain ``def`` dependency in a thread.
+    Draining turns readiness off but refuses no work: a request that still arrives (from a
+    load balancer that has not yet seen readiness fall) is served. ``async`` although it
+    never awaits: FastAPI runs a plain ``def`` dependency in a thread.
     """
     state = service_state(request)
-    if state.runner is None or state.draining:
+    if state.runner is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             detail="the model is not ready",
@@ -48,27 +51,36 @@ DRAIN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @contextmanager
-def drain_on_signals(state: ServiceState) -> Iterator[None]:
+def drain_on_signals(state: ServiceState, delay_s: float = 0.0) -> Iterator[None]:
     """On SIGTERM or SIGINT, turn readiness off at once, then let the server's handler run.
 
     uvicorn installs its own handlers before the app starts, in every worker process; this
-    wraps them, so the server still stops accepting connections and waits for the requests in
-    flight, while the load balancer already sees the instance as not ready. Signal handlers can
-    only be set from the main thread; elsewhere (a test client) this does nothing.
+    wraps them. The server's handler stops accepting connections and waits for the requests in
+    flight. With ``delay_s`` it runs that many seconds later: the service keeps answering,
+    not ready, so that a load balancer polling readiness stops sending traffic before the
+    port closes. A second signal stops at once. Signal handlers can only be set from the main
+    thread; elsewhere (a test client) this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {sig: signal.getsignal(sig) for sig in DRAIN_SIGNALS}
 
-    def drain(sig: int, frame: FrameType | None) -> None:
-        state.draining = True
+    def stop(sig: int, frame: FrameType | None) -> None:
         handler = previous[signal.Signals(sig)]
         if callable(handler):
             handler(sig, frame)
         elif handler == signal.SIG_DFL:
             signal.signal(sig, handler)
             signal.raise_signal(sig)
+
+    def drain(sig: int, frame: FrameType | None) -> None:
+        already_draining, state.draining = state.draining, True
+        if delay_s > 0 and not already_draining:
+            # Signal handlers run in the main thread, which runs the event loop.
+            asyncio.get_running_loop().call_later(delay_s, stop, sig, None)
+        else:
+            stop(sig, frame)
 
     for sig in DRAIN_SIGNALS:
         signal.signal(sig, drain)

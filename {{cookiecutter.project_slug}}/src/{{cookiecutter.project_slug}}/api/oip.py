@@ -169,7 +169,7 @@ async def server_ready(request: Request) -> JSONResponse:
 
 def _runner(request: Request, name: str) -> InferenceRunner:
     state = service_state(request)
-    if state.runner is None or state.draining:
+    if state.runner is None:
         raise OipProblem(503, "the model is not ready")
     if name != state.runner.predictor.metadata.name:
         raise OipProblem(404, f"unknown model {name!r}")

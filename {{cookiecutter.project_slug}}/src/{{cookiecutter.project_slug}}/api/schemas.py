@@ -66,7 +66,7 @@ def error(description: str) -> dict[str, Any]:
 
 
 NOT_READY: dict[int | str, dict[str, Any]] = {
-    503: error("The model is loading, the service is draining, or it is overloaded (Retry-After).")
+    503: error("The model is still loading, or the service is overloaded (Retry-After).")
 }
 INFERENCE_ERRORS: dict[int | str, dict[str, Any]] = {
     **NOT_READY,

@@ -4,12 +4,21 @@ Dockerfile (hadolint), GitHub workflows (actionlint and the workflow JSON schema
 Compose and GitLab CI (their JSON schemas), every YAML file (yamllint) and the Kubernetes
 manifests (``kubectl kustomize`` rendered, then ``kubernetes-validate --strict``). The tools
 are pinned in the template's pyproject.toml and found beside the running interpreter.
+
+CI and ``make install`` install from the shipped ``uv.lock`` (``uv sync --locked``): the CI
+files are checked for it here, the Makefile's choice between uv and pip with ``make -n``, and
+(slow) a real ``make install`` against the lock.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,10 +26,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Baked, run
+from tests.conftest import ROOT, Baked, run
 from tests.variants import DEFAULTS, variant_id
 
 BIN = Path(sys.executable).parent
+TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
+# CI installs the same uv as the Dockerfile (a lock may need a recent uv to be read).
+UV_PIN = re.search(r"uv==[0-9][0-9.]*", (TEMPLATE / "Dockerfile").read_text("utf-8"))
+UV_VERSION = UV_PIN.group() if UV_PIN else "uv==?"
+LOCKED_SYNC = "uv sync --locked --extra dev"
+CI_TOOLS = {"ruff check .", "ruff format --check .", "mypy", "pytest"}
 
 # A few variants that between them keep or drop every deployment file.
 VARIANTS: list[dict[str, Any]] = [
@@ -132,6 +147,13 @@ def test_github_workflows(baked: Baked) -> None:
         cwd=baked.path,
         what=f"[{baked.name}] dependabot schema",
     )
+    ci = yaml.safe_load((workflows / "ci.yml").read_text(encoding="utf-8"))
+    assert ci["env"]["UV_PYTHON_DOWNLOADS"] == "never", f"[{baked.name}] uv may download Python"
+    tools: set[str] = set()
+    for job in ("lint", "test"):
+        commands = [step["run"] for step in ci["jobs"][job]["steps"] if "run" in step]
+        tools |= installs_from_the_lock(commands, f"[{baked.name}] ci.yml job {job}")
+    assert tools == CI_TOOLS, f"[{baked.name}] ci.yml runs {sorted(tools)}"
 
 
 def test_gitlab_ci(baked: Baked) -> None:
@@ -148,6 +170,30 @@ def test_gitlab_ci(baked: Baked) -> None:
     pipeline = yaml.safe_load(gitlab.read_text(encoding="utf-8"))
     assert pipeline["default"]["image"] == f"python:{ctx['python_version']}-slim", baked.name
     assert ("build" in pipeline) == ctx["use_docker"], f"[{baked.name}] docker build job"
+    variables = pipeline["variables"]
+    assert variables["UV_PYTHON_DOWNLOADS"] == "never", f"[{baked.name}] uv may download Python"
+    tools: set[str] = set()
+    for name in ("lint", "test"):
+        job = {**pipeline.get(pipeline[name].get("extends", ""), {}), **pipeline[name]}
+        commands = [*job.get("before_script", []), *job["script"]]
+        tools |= installs_from_the_lock(commands, f"[{baked.name}] .gitlab-ci.yml job {name}")
+    assert tools == CI_TOOLS, f"[{baked.name}] .gitlab-ci.yml runs {sorted(tools)}"
+
+
+def installs_from_the_lock(commands: list[str], what: str) -> set[str]:
+    """Check that a CI job installs the Dockerfile's uv with pip, then exactly the locked
+    dependencies with ``uv sync --locked``, and runs every later command in that environment
+    (``uv run --no-sync``). Return the tools it runs."""
+    assert len(commands) >= 3, f"{what}: {commands}"
+    install_uv, sync, *rest = commands
+    assert re.fullmatch(
+        rf"python -m pip install (--[\w-]+ )*{re.escape(UV_VERSION)}", install_uv
+    ), f"{what} should install {UV_VERSION} with pip first, not {install_uv!r}"
+    assert sync == LOCKED_SYNC, f"{what} should install with {LOCKED_SYNC!r}, not {sync!r}"
+    prefix = "uv run --no-sync "
+    outside = [command for command in rest if not command.startswith(prefix)]
+    assert not outside, f"{what} runs outside the synced environment: {outside}"
+    return {command.removeprefix(prefix) for command in rest}
 
 
 def test_yamllint(baked: Baked) -> None:
@@ -224,3 +270,83 @@ def test_tools_can_fail(tmp_path: Path) -> None:
             cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
         )
         assert result.returncode != 0, f"`{' '.join(cmd)}` accepted a broken file"
+
+
+def make_dry_run(baked: Baked, path: Path, *args: str) -> list[str]:
+    """The commands ``make -n install`` would run with only ``path`` on the PATH."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    result = subprocess.run(
+        [make, "--no-print-directory", "-n", "install", *args],
+        cwd=baked.path,
+        env={"PATH": str(path)},  # nothing inherited: no uv, no UV, VIRTUAL_ENV or MAKEFLAGS
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"[{baked.name}] make -n install {args}: {result.stderr}"
+    return result.stdout.splitlines()
+
+
+def test_make_install_uses_the_lock_when_uv_is_on_the_path(
+    bake: Callable[..., Baked], tmp_path: Path
+) -> None:
+    baked = bake()
+    with_uv, without_uv = tmp_path / "with-uv", tmp_path / "without-uv"
+    with_uv.mkdir()
+    without_uv.mkdir()
+    uv = with_uv / "uv"
+    uv.write_text("#!/bin/sh\nexit 1\n", encoding="utf-8")
+    uv.chmod(0o755)
+    sync = f"UV_PROJECT_ENVIRONMENT=.venv {uv} {LOCKED_SYNC.removeprefix('uv ')}"
+
+    assert make_dry_run(baked, with_uv) == [sync], f"[{baked.name}] make install with uv"
+    assert make_dry_run(baked, with_uv, "PYTHON=python3.13") == [f"{sync} --python python3.13"]
+
+    # Python alone (or UV= to force it): a venv and pip, with a note that the lock is not used.
+    for path, args in ((without_uv, ()), (with_uv, ("UV=",))):
+        commands = make_dry_run(baked, path, *args)
+        what = f"[{baked.name}] make install {args} without uv: {commands}"
+        assert commands[0] == "python3 -m venv .venv", what
+        assert commands[1].startswith("echo ") and "not the locked ones" in commands[1], what
+        assert commands[-1] == ".venv/bin/python -m pip install --quiet -e '.[dev]'", what
+        assert not any("uv sync" in command for command in commands), what
+
+
+@pytest.mark.slow
+def test_make_install_with_uv_installs_the_locked_versions(bake: Callable[..., Baked]) -> None:
+    """A real ``make install`` with uv on the PATH (the template's, from its pyproject.toml):
+    every package in .venv at its version in uv.lock, dev tools included. About a second when
+    uv's cache holds the wheels; it downloads them otherwise."""
+    # uv downloads no Python here, so .python-version must name this interpreter's version.
+    python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    baked = bake(python_version=python_version)
+    tool("uv")
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"UV", "VIRTUAL_ENV", "MAKEFLAGS", "MAKELEVEL", "PYTHON"}
+    }
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    out = run(["make", "install"], cwd=baked.path, what=f"[{baked.name}] make install", env=env)
+    assert "not the locked ones" not in out, f"[{baked.name}] make install fell back to pip"
+
+    lock = tomllib.loads((baked.path / "uv.lock").read_text(encoding="utf-8"))
+    # A universal lock may pin one package at several versions (one per Python range).
+    pinned: dict[str, set[str]] = {}
+    for package in lock["package"]:
+        pinned.setdefault(package["name"], set()).add(package.get("version", ""))
+    script = (
+        "import json, re, importlib.metadata as m; print(json.dumps({re.sub(r'[-_.]+', '-',"
+        " d.metadata['Name']).lower(): d.version for d in m.distributions()}))"
+    )
+    python = baked.path / ".venv" / "bin" / "python"
+    installed: dict[str, str] = json.loads(
+        run([str(python), "-c", script], cwd=baked.path, what=f"[{baked.name}] versions")
+    )
+    differ = {n: v for n, v in installed.items() if v not in pinned.get(n, set())}
+    assert not differ, f"[{baked.name}] installed but not so in uv.lock: {differ}"
+    assert {"iris-classifier", "fastapi", "pytest", "ruff", "mypy"} <= installed.keys(), installed

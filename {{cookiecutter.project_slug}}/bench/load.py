@@ -186,7 +186,6 @@ def service_env(extra: list[str], seconds: float, scratch: Path) -> dict[str, st
         if not sep or not name:
             raise BenchError(f"--env wants NAME=VALUE, not {item!r}")
         env[name] = value
-    env.setdefault("APP_LOG_LEVEL", "warning")
 {%- if cookiecutter.auth != "none" %}
     env.setdefault("APP_DATABASE_URL", f"sqlite:///{scratch / 'bench.db'}")
 {%- endif %}

@@ -108,6 +108,16 @@ class Settings(BaseSettings):
         if len(value.get_secret_value().encode("utf-8")) < 32:
             raise ValueError("must be at least 32 bytes; generate one with: openssl rand -hex 32")
         return value
+{%- elif cookiecutter.auth == "api_key" %}
+
+    # Keys
+    key_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a valid key is remembered (0: ask the database on every "
+        "request); a revoked key keeps working for up to this long.",
+    )
 {%- endif %}
 
 

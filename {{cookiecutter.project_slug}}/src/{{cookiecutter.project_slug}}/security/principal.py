@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 SCOPES: dict[str, str] = {
@@ -26,3 +28,48 @@ def check_scopes(scopes: list[str]) -> list[str]:
     if unknown:
         raise ValueError(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(SCOPES)}")
     return sorted(set(scopes))
+
+
+class PrincipalCache:
+    """Remembers for ``ttl_s`` seconds whom a credential names, to spare a query per request.
+
+    ``lookup`` asks the database (blocking). Only credentials found valid are remembered, so a
+    revoked or disabled one is never let in by a stale "not found"; the price is that one
+    revoked while remembered keeps working for up to ``ttl_s`` seconds (each worker process has
+    its own cache). With ``ttl_s=0`` every call asks the database.
+    """
+
+    def __init__(
+        self,
+        lookup: Callable[[str], Principal | None],
+        ttl_s: float,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    def cached(self, credential: str) -> Principal | None:
+        """The remembered principal, if still fresh; never touches the database."""
+        entry = self._entries.get(credential)
+        return entry[0] if entry is not None and self._clock() < entry[1] else None
+
+    def active(self, credential: str) -> Principal | None:
+        """The principal from the cache, or else from the database (blocking)."""
+        if self._ttl_s <= 0:
+            return self._lookup(credential)
+        now = self._clock()
+        cached = self.cached(credential)
+        if cached is not None:
+            return cached
+        principal = self._lookup(credential)
+        if principal is None:
+            self._entries.pop(credential, None)
+            return None
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[credential] = (principal, now + self._ttl_s)
+        return principal

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .database import Base, Database, utcnow
 from .passwords import hash_password, verify_password
-from .principal import Principal, check_scopes, parse_scopes
+from .principal import Principal, PrincipalCache, check_scopes, parse_scopes
 
 
 class User(Base):
@@ -96,13 +96,11 @@ class UserStore:
             return Principal(user.name, parse_scopes(user.scopes)) if user else None
 
 
-class ActiveUserCache:
-    """Remembers for ``ttl_s`` seconds that a user is active, to spare a query per request.
+class ActiveUserCache(PrincipalCache):
+    """Active users by name, remembered for ``ttl_s`` seconds (``APP_USER_CACHE_TTL_S``).
 
-    The price is stated in ``.env.example``: a user disabled with ``users disable`` can go on
-    using a token already issued for up to ``ttl_s`` seconds (each worker process has its own
-    cache). With ``ttl_s=0`` every request asks the database. Only active users are remembered,
-    so a disabled or deleted user is never let in by a stale "not found".
+    A user disabled with ``users disable`` can go on using a token already issued for up to
+    ``ttl_s`` seconds; ``.env.example`` states that price.
     """
 
     def __init__(
@@ -112,30 +110,4 @@ class ActiveUserCache:
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._users = users
-        self._ttl_s = ttl_s
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: dict[str, tuple[Principal, float]] = {}
-
-    def cached(self, name: str) -> Principal | None:
-        """The remembered principal, if still fresh; never touches the database."""
-        entry = self._entries.get(name)
-        return entry[0] if entry is not None and self._clock() < entry[1] else None
-
-    def active(self, name: str) -> Principal | None:
-        """The user's principal from the cache, or else from the database (blocking)."""
-        if self._ttl_s <= 0:
-            return self._users.active(name)
-        now = self._clock()
-        cached = self.cached(name)
-        if cached is not None:
-            return cached
-        principal = self._users.active(name)
-        if principal is None:
-            self._entries.pop(name, None)
-            return None
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()
-        self._entries[name] = (principal, now + self._ttl_s)
-        return principal
+        super().__init__(users.active, ttl_s, max_entries, clock)

@@ -90,8 +90,10 @@ def serve(
         "APP_DATABASE_URL": f"sqlite:///{baked.path / 'data' / 'auth.db'}",
         # Many failed logins are sent on purpose; the limiter has its own unit test.
         "APP_LOGIN_RATE_LIMIT": "1000/minute",
-        # Without the active-user cache, so that disabling a user shows on the next request.
+        # Without the user and key caches, so that disabling a user or revoking a key shows
+        # on the next request.
         "APP_USER_CACHE_TTL_S": "0",
+        "APP_KEY_CACHE_TTL_S": "0",
     }
     project = Project(baked, make_venv(baked.path, f"[{baked.name}]"), env)
     keys = setup(project)

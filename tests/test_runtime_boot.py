@@ -8,7 +8,9 @@ trains and exports with the baked project's own ``export``: every prediction rea
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -298,10 +300,15 @@ def test_two_workers_serve_and_stop_cleanly(
 
 
 @pytest.fixture(scope="module")
-def default_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, str]]:
-    """The default variant (jwt, sklearn), serving, with a bearer token of scope predict."""
-    tmp = tmp_path_factory.mktemp("runtime-default")
-    installed = install(tmp)
+def default_installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """The default variant (jwt, sklearn), installed."""
+    return install(tmp_path_factory.mktemp("runtime-default"))
+
+
+@pytest.fixture(scope="module")
+def default_service(default_installed: Installed) -> Iterator[tuple[Service, str]]:
+    """The default variant, serving, with a bearer token of scope predict."""
+    installed = default_installed
     env = {**os.environ, "APP_SECRET_KEY": SECRET}
     env["APP_DATABASE_URL"] = f"sqlite:///{installed.path / 'data' / 'runtime.db'}"
     add_user(installed.python, installed.path, env, "triton", PASSWORD, "[default]")
@@ -356,3 +363,23 @@ def test_triton_client_infers(default_service: tuple[Service, str], dtype: Any) 
             client.infer(name, [tensor])  # no credentials
     finally:
         client.close()
+
+
+@pytest.mark.skipif(
+    not (shutil.which("wrk") or shutil.which("hey")), reason="needs wrk or hey (apt)"
+)
+def test_the_benchmark_script_drives_its_own_service(default_installed: Installed) -> None:
+    """bench/load.py (make bench) starts the service with a fresh user and token, loads it,
+    probes readiness meanwhile, stops it, and reports numbers that add up."""
+    options = ["--json", "-c", "4", "--duration", "2", "--warmup", "1"]
+    done = run(
+        [str(default_installed.python), "bench/load.py", *options],
+        cwd=default_installed.path,
+        what=f"{default_installed.what} bench/load.py",
+    )
+    result = json.loads(done.strip().splitlines()[-1])
+    assert result["requests"] > 0 and result["requests_per_s"] > 0, result
+    assert result["non_2xx"] == 0 and result["socket_errors"] == 0, result
+    assert 0 < result["p50_ms"] <= result["p99_ms"], result
+    assert result["probes"] >= 5 and result["probes_failed"] == 0, result
+    assert result["probe_max_ms"] > 0, result

@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 {%- if cookiecutter.auth == "jwt" %}
@@ -61,6 +62,11 @@ class Result:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    # GET /health/ready every 100 ms during the measured run: the slowest answer, how many
+    # probes there were, and how many did not answer 200 (the event loop must stay free).
+    probe_max_ms: float = 0.0
+    probes: int = 0
+    probes_failed: int = 0
 
 
 # --- talking to the service -------------------------------------------------------------------
@@ -300,6 +306,37 @@ def run_tool(command: list[str]) -> str:
     return done.stdout
 
 
+class ReadinessProbe:
+    """Polls ``/health/ready`` in a thread while the load runs, as an orchestrator would."""
+
+    INTERVAL_S = 0.1
+
+    def __init__(self, url: str) -> None:
+        self._url = f"{url}/health/ready"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.latencies_ms: list[float] = []
+        self.failed = 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.INTERVAL_S):
+            started = time.perf_counter()
+            try:
+                status = http("GET", self._url)[0]
+            except OSError:
+                status = 0
+            self.latencies_ms.append((time.perf_counter() - started) * 1000)
+            self.failed += status != 200
+
+    def __enter__(self) -> ReadinessProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def load(url: str, headers: dict[str, str], args: argparse.Namespace) -> Result:
     """Check that one request works, warm up, then measure."""
     features = args.features or n_features(url, headers)
@@ -322,7 +359,12 @@ def load(url: str, headers: dict[str, str], args: argparse.Namespace) -> Result:
         # first in, first out); without it they count against the measured run's queue limit,
         # and a few of its requests see 503.
         http("POST", f"{url}/predict", body, headers)
-    return drive(path, f"{url}/predict", body, headers, args)
+    with ReadinessProbe(url) as probe:
+        result = drive(path, f"{url}/predict", body, headers, args)
+    result.probes = len(probe.latencies_ms)
+    result.probe_max_ms = max(probe.latencies_ms, default=0.0)
+    result.probes_failed = probe.failed
+    return result
 
 
 def report(result: Result, as_json: bool) -> None:
@@ -336,7 +378,9 @@ def report(result: Result, as_json: bool) -> None:
         f"  p50            {result.p50_ms:10.2f} ms\n"
         f"  p99            {result.p99_ms:10.2f} ms\n"
         f"  non-2xx        {result.non_2xx:10d}\n"
-        f"  socket errors  {result.socket_errors:10d}"
+        f"  socket errors  {result.socket_errors:10d}\n"
+        f"  readiness      {result.probe_max_ms:10.2f} ms at most, over {result.probes} probes"
+        f" ({result.probes_failed} not 200)"
     )
 
 

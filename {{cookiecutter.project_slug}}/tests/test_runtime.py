@@ -125,6 +125,27 @@ def test_deadline_covers_queue_wait_and_inference() -> None:
     assert observer.rejections == ["timeout"]
 
 
+def test_a_cancelled_request_leaves_the_queue() -> None:
+    model, observer = Echo(), Recorder()
+    model.gate.clear()
+
+    async def main() -> None:
+        runner = runner_for(model, observer, max_concurrency=1)
+        async with runner, anyio.create_task_group() as tasks:
+            tasks.start_soon(runner.predict, rows_of(1))  # holds the only worker
+            await wait_until(lambda: runner.pending == 1)
+            with anyio.CancelScope() as doomed:
+                async with anyio.create_task_group() as waiting:
+                    waiting.start_soon(runner.predict, rows_of(2))
+                    await wait_until(lambda: runner.pending == 2)
+                    doomed.cancel()
+            await wait_until(lambda: runner.pending == 1)
+            model.gate.set()
+
+    anyio.run(main)
+    assert model.calls == [1], "the cancelled request still reached the model"
+
+
 def test_concurrent_callers_get_their_own_rows_in_order() -> None:
     model, observer = Echo(), Recorder()
     model.gate.clear()

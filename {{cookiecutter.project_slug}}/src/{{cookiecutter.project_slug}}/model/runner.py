@@ -137,6 +137,9 @@ class InferenceRunner:
             self._queue.discard(item)
             self._observer.rejected("timeout")
             raise InferenceTimeout from None
+        except asyncio.CancelledError:  # the request's task was cancelled: no one will read it
+            self._queue.discard(item)
+            raise
         finally:
             self._pending -= 1
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from cookiecutter.main import cookiecutter
 
+from scripts.lock import quiet_hooks
 from tests.variants import SUPPORTED, variant_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,19 +43,6 @@ def without_git_identity(home: Path) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-@contextlib.contextmanager
-def quiet_hooks() -> Iterator[None]:
-    """Silence the hooks' one-line messages (they write to file descriptor 2)."""
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def bake_seconds(context: dict[str, Any], repeat: int, workdir: Path) -> float:

@@ -6,7 +6,7 @@ import gc
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Any
@@ -321,64 +321,57 @@ def test_batched_service_answers_each_request_with_its_own_rows(gated: Any) -> N
             assert answer["predictions"] == want, answer
 
 
-def test_drain_on_signals_turns_readiness_off_then_calls_the_servers_handler() -> None:
+@pytest.fixture
+def server_handler() -> Iterator[list[int]]:
+    """Stands in for uvicorn's SIGTERM and SIGINT handlers; yields the signals they received."""
     received: list[int] = []
 
-    def server_handler(sig: int, frame: FrameType | None) -> None:
+    def handler(sig: int, frame: FrameType | None) -> None:
         received.append(sig)
 
-    original = signal.signal(signal.SIGTERM, server_handler)
+    originals = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        state = ServiceState()
-        with drain_on_signals(state):
-            signal.raise_signal(signal.SIGTERM)
-            assert state.draining
-            assert not state.ready
-        assert received == [signal.SIGTERM]
-        assert signal.getsignal(signal.SIGTERM) is server_handler
+        yield received
     finally:
-        signal.signal(signal.SIGTERM, original)
+        for sig, original in originals.items():
+            signal.signal(sig, original)
 
 
-def test_drain_delay_keeps_serving_not_ready_then_calls_the_servers_handler() -> None:
-    received: list[int] = []
+def test_drain_on_signals_turns_readiness_off_then_calls_the_servers_handler(
+    server_handler: list[int],
+) -> None:
+    handler = signal.getsignal(signal.SIGTERM)
+    state = ServiceState()
+    with drain_on_signals(state):
+        signal.raise_signal(signal.SIGTERM)
+        assert state.draining
+        assert not state.ready
+    assert server_handler == [signal.SIGTERM]
+    assert signal.getsignal(signal.SIGTERM) is handler
 
-    def server_handler(sig: int, frame: FrameType | None) -> None:
-        received.append(sig)
 
+def test_drain_delay_keeps_serving_not_ready_then_calls_the_servers_handler(
+    server_handler: list[int],
+) -> None:
     async def main() -> None:
         state = ServiceState()
         with drain_on_signals(state, delay_s=0.2):
             signal.raise_signal(signal.SIGTERM)
             assert state.draining
-            assert received == []
-            await wait_until(lambda: received == [signal.SIGTERM])
+            assert server_handler == []
+            await wait_until(lambda: server_handler == [signal.SIGTERM])
 
-    original = signal.signal(signal.SIGTERM, server_handler)
-    try:
-        anyio.run(main)
-    finally:
-        signal.signal(signal.SIGTERM, original)
+    anyio.run(main)
 
 
-def test_a_second_signal_stops_without_waiting_for_the_drain_delay() -> None:
-    received: list[int] = []
-
-    def server_handler(sig: int, frame: FrameType | None) -> None:
-        received.append(sig)
-
+def test_a_second_signal_stops_without_waiting_for_the_drain_delay(
+    server_handler: list[int],
+) -> None:
     async def main() -> None:
-        state = ServiceState()
-        with drain_on_signals(state, delay_s=60):
+        with drain_on_signals(ServiceState(), delay_s=60):
             signal.raise_signal(signal.SIGTERM)
-            assert received == []
+            assert server_handler == []
             signal.raise_signal(signal.SIGINT)
-            assert received == [signal.SIGINT]
+            assert server_handler == [signal.SIGINT]
 
-    original_term = signal.signal(signal.SIGTERM, server_handler)
-    original_int = signal.signal(signal.SIGINT, server_handler)
-    try:
-        anyio.run(main)
-    finally:
-        signal.signal(signal.SIGTERM, original_term)
-        signal.signal(signal.SIGINT, original_int)
+    anyio.run(main)

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.security.database import Database
-from {{ cookiecutter.project_slug }}.security.keys import ActiveKeyCache, KeyStore, digest
-from {{ cookiecutter.project_slug }}.security.principal import Principal
+from {{ cookiecutter.project_slug }}.security.keys import KeyStore, digest
+from {{ cookiecutter.project_slug }}.security.principal import Principal, PrincipalCache
 from {{ cookiecutter.project_slug }}.settings import Settings
 
 from .conftest import IRIS_ROW
@@ -77,7 +77,7 @@ def test_key_cache_forgets_a_revoked_key_after_its_ttl(settings: Settings) -> No
     now = [1000.0]
     store = KeyStore(Database(settings.database_url))
     key = store.add("batch-job", ["predict"])
-    cache = ActiveKeyCache(store, ttl_s=5, clock=lambda: now[0])
+    cache = PrincipalCache(store.principal_by_digest, ttl_s=5, clock=lambda: now[0])
     assert cache.active(digest(key)) == Principal("batch-job", frozenset({"predict"}))
     store.revoke("batch-job")
     now[0] += 4.9

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.security.database import Database
-from {{ cookiecutter.project_slug }}.security.principal import Principal
-from {{ cookiecutter.project_slug }}.security.users import ActiveUserCache, UserStore
+from {{ cookiecutter.project_slug }}.security.principal import Principal, PrincipalCache
+from {{ cookiecutter.project_slug }}.security.users import UserStore
 from {{ cookiecutter.project_slug }}.settings import Settings
 
 from .conftest import IRIS_ROW, PASSWORD, SECRET
@@ -192,7 +192,7 @@ def test_active_user_cache_forgets_a_disabled_user_after_its_ttl(settings: Setti
     now = [1000.0]
     store = UserStore(Database(settings.database_url))
     store.add("alice", PASSWORD, ["predict"])
-    cache = ActiveUserCache(store, ttl_s=5, clock=lambda: now[0])
+    cache = PrincipalCache(store.active, ttl_s=5, clock=lambda: now[0])
     assert cache.active("alice") == Principal("alice", frozenset({"predict"}))
     store.disable("alice")
     now[0] += 4.9

@@ -15,8 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ..settings import Settings
 from .database import Database
-from .keys import ActiveKeyCache, KeyStore, digest
-from .principal import Principal
+from .keys import KeyStore, digest
+from .principal import Principal, PrincipalCache
 
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 CHALLENGE = 'APIKey realm="api", header="X-API-Key"'
@@ -28,13 +28,15 @@ MAX_KEY_CHARS = 128
 class ApiKeyAuth:
     database: Database
     keys: KeyStore
-    active_keys: ActiveKeyCache
+    # Valid keys by digest (the cache holds no key itself), for APP_KEY_CACHE_TTL_S seconds.
+    active_keys: PrincipalCache
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiKeyAuth:
         database = Database(settings.database_url)
         keys = KeyStore(database)
-        return cls(database, keys, ActiveKeyCache(keys, settings.key_cache_ttl_s))
+        active_keys = PrincipalCache(keys.principal_by_digest, settings.key_cache_ttl_s)
+        return cls(database, keys, active_keys)
 
 
 # Coroutines: FastAPI runs a plain ``def`` dependency in a worker thread.

@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from ..settings import Settings
 from .database import Database
 from .login_limit import LoginLimiter
-from .principal import SCOPES, Principal, parse_scopes
+from .principal import SCOPES, Principal, PrincipalCache, parse_scopes
 from .tokens import TokenService, VerifiedTokens
-from .users import ActiveUserCache, UserStore
+from .users import UserStore
 
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="token", scopes=SCOPES, auto_error=False)
 # Our tokens are a few hundred bytes; anything much longer is refused before it is parsed.
@@ -27,7 +27,8 @@ MAX_TOKEN_CHARS = 4096
 class JwtAuth:
     database: Database
     users: UserStore
-    active_users: ActiveUserCache
+    # Active users by name, for APP_USER_CACHE_TTL_S seconds.
+    active_users: PrincipalCache
     tokens: TokenService
     login_limiter: LoginLimiter
     verified: VerifiedTokens
@@ -47,7 +48,7 @@ class JwtAuth:
             settings.login_rate_limit, settings.rate_limit_storage, settings.trust_forwarded_for
         )
         users = UserStore(database)
-        active_users = ActiveUserCache(users, settings.user_cache_ttl_s)
+        active_users = PrincipalCache(users.active, settings.user_cache_ttl_s)
         return cls(database, users, active_users, tokens, limiter, VerifiedTokens())
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +16,7 @@ from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .database import Base, Database, utcnow
-from .principal import Principal, PrincipalCache, check_scopes, parse_scopes
+from .principal import Principal, check_scopes, parse_scopes
 
 KEY_PREFIX = "sk_"
 
@@ -93,20 +91,3 @@ class KeyStore:
             if row is None or row.revoked or not hmac.compare_digest(row.key_digest, wanted):
                 return None
             return Principal(row.name, parse_scopes(row.scopes))
-
-
-class ActiveKeyCache(PrincipalCache):
-    """Valid keys by digest, remembered for ``ttl_s`` seconds (``APP_KEY_CACHE_TTL_S``).
-
-    A key revoked with ``keys revoke`` can go on working for up to ``ttl_s`` seconds;
-    ``.env.example`` states that price. Keyed by digest: the cache holds no key itself.
-    """
-
-    def __init__(
-        self,
-        keys: KeyStore,
-        ttl_s: float,
-        max_entries: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(keys.principal_by_digest, ttl_s, max_entries, clock)

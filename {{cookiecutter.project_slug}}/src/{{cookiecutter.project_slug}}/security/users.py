@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .database import Base, Database, utcnow
 from .passwords import hash_password, verify_password
-from .principal import Principal, PrincipalCache, check_scopes, parse_scopes
+from .principal import Principal, check_scopes, parse_scopes
 
 
 class User(Base):
@@ -94,20 +92,3 @@ class UserStore:
         with self._db.session() as session:
             user = session.scalar(select(User).where(User.name == name, User.disabled.is_(False)))
             return Principal(user.name, parse_scopes(user.scopes)) if user else None
-
-
-class ActiveUserCache(PrincipalCache):
-    """Active users by name, remembered for ``ttl_s`` seconds (``APP_USER_CACHE_TTL_S``).
-
-    A user disabled with ``users disable`` can go on using a token already issued for up to
-    ``ttl_s`` seconds; ``.env.example`` states that price.
-    """
-
-    def __init__(
-        self,
-        users: UserStore,
-        ttl_s: float,
-        max_entries: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(users.active, ttl_s, max_entries, clock)

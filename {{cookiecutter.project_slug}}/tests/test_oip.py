@@ -115,3 +115,26 @@ def test_unknown_model_is_404(client: TestClient) -> None:
     assert response.status_code == 404
     assert "error" in response.json()
     assert client.get("/v2/models/nope").status_code == 404
+
+
+def test_openapi_documents_infer_like_the_other_model_routes(client: TestClient) -> None:
+    """infer reads its body and credentials itself; its documentation must not suffer."""
+    paths = client.get("/openapi.json").json()["paths"]
+    operation = paths["/v2/models/{name}/infer"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["inputs"]
+    assert [p["name"] for p in operation["parameters"]] == ["name"]
+    assert {"200", "400", "404", "503", "504"} <= set(operation["responses"])
+{%- if cookiecutter.auth != "none" %}
+    assert {"401", "403"} <= set(operation["responses"])
+    assert operation["security"] == paths["/v2/models/{name}"]["get"]["security"]
+
+
+def test_infer_needs_credentials(anonymous: TestClient) -> None:
+    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+    name = anonymous.get("/v2").json()["name"]
+    response = anonymous.post(f"/v2/models/{name}/infer", json={"inputs": [tensor]})
+    assert response.status_code == 401
+{%- else %}
+    assert "security" not in operation
+{%- endif %}

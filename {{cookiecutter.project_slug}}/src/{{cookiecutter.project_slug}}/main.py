@@ -154,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.use_open_inference_protocol %}
     app.include_router(oip.server_router)
     app.include_router(oip.model_router{% if cookiecutter.auth != "none" %}, **guarded{% endif %})
+    app.include_router(oip.inference_router{% if cookiecutter.auth != "none" %}, responses=auth_errors{% endif %})
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
     app.include_router(auth_routes.router)

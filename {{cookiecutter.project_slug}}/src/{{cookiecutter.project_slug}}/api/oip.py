@@ -6,23 +6,25 @@ Errors here are ``{"error": "..."}`` as the protocol asks, not FastAPI's ``{"det
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
-from starlette.datastructures import MutableHeaders
-from starlette.responses import Response
 
 from .. import __version__
 from ..errors import validation_failed
 from ..model.base import Predictor
 from ..model.runner import InferenceRunner, InferenceTimeout, Overloaded
+{%- if cookiecutter.auth == "jwt" %}
+from ..security.bearer import OPENAPI_SECURITY, authorize
+{%- elif cookiecutter.auth == "api_key" %}
+from ..security.api_key import OPENAPI_SECURITY, authorize
+{%- endif %}
 from ..state import service_state
+from .schemas import json_body, read_json
 
 Datatype = Literal["FP32", "FP64", "INT64", "INT32", "BOOL", "BYTES"]
 NUMERIC_TYPES = {"FP32", "FP64", "INT64", "INT32"}
@@ -122,29 +124,10 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": OipError, "description": text[code]} for code in codes}
 
 
-class JsonBodyRoute(APIRoute):
-    """Reads a request body as JSON whatever its Content-Type says.
-
-    The protocol's clients (Triton's among them) send JSON tensors without declaring
-    ``application/json``, which FastAPI would otherwise not parse.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def read_as_json(request: Request) -> Response:
-            if request.method == "POST":
-                MutableHeaders(scope=request.scope)["content-type"] = "application/json"
-                request = Request(request.scope, request.receive)
-            return await handler(request)
-
-        return read_as_json
-
-
 server_router = APIRouter(prefix="/v2", tags=["open inference protocol"])
-model_router = APIRouter(
-    prefix="/v2/models", tags=["open inference protocol"], route_class=JsonBodyRoute
-)
+model_router = APIRouter(prefix="/v2/models", tags=["open inference protocol"])
+# Routes that check credentials themselves; main.py adds no dependencies to these.
+inference_router = APIRouter(prefix="/v2/models", tags=["open inference protocol"])
 
 
 @server_router.get("", response_model=ServerMetadata)
@@ -252,12 +235,27 @@ def _flatten(data: list[Any]) -> list[Any]:
     return flat
 
 
-@model_router.post(
-    "/{name}/infer", response_model=InferenceResponse, responses=_errors(400, 404, 413, 503, 504)
+@inference_router.post(
+    "/{name}/infer",
+    response_model=InferenceResponse,
+    responses=_errors(400, 404, 413, 503, 504),
+{%- if cookiecutter.auth != "none" %}
+    openapi_extra={**json_body(InferenceRequest), "security": OPENAPI_SECURITY},
+{%- else %}
+    openapi_extra=json_body(InferenceRequest),
+{%- endif %}
 )
-async def infer(
-    name: str, body: InferenceRequest, request: Request
-) -> InferenceResponse | JSONResponse:
+async def infer(name: str, request: Request) -> JSONResponse:
+    """Run the model on one input tensor.
+
+    Written like ``POST /predict``, without dependency injection or a body parameter (see
+    there). The body is read as JSON whatever its Content-Type says: the protocol's clients,
+    Triton's among them, send JSON tensors without declaring ``application/json``.
+    """
+{%- if cookiecutter.auth != "none" %}
+    await authorize(request, "predict")
+{%- endif %}
+    body = await read_json(request, InferenceRequest)
     try:
         runner = _runner(request, name)
         meta = runner.predictor.metadata
@@ -271,15 +269,20 @@ async def infer(
     except InferenceTimeout:
         return problem_response(OipProblem(504, "inference took longer than the timeout"))
     _, (output,) = _tensors(runner.predictor)
-    return InferenceResponse(
-        model_name=meta.name,
-        model_version=meta.version,
-        id=body.id,
-        outputs=[
-            ResponseOutput(
-                name=OUTPUT_NAME, shape=[len(labels)], datatype=output.datatype, data=labels
-            )
-        ],
+    return JSONResponse(
+        {
+            "model_name": meta.name,
+            "model_version": meta.version,
+            "id": body.id,
+            "outputs": [
+                {
+                    "name": OUTPUT_NAME,
+                    "shape": [len(labels)],
+                    "datatype": output.datatype,
+                    "data": labels,
+                }
+            ],
+        }
     )
 
 

@@ -123,6 +123,10 @@ def test_openapi_documents_infer_like_the_other_model_routes(client: TestClient)
     operation = paths["/v2/models/{name}/infer"]["post"]
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert schema["required"] == ["inputs"]
+    # Nested models inlined: a "#/$defs/..." reference would point nowhere in the document.
+    assert "$ref" not in json.dumps(schema)
+    tensor = schema["properties"]["inputs"]["items"]
+    assert tensor["required"] == ["name", "shape", "datatype", "data"]
     assert [p["name"] for p in operation["parameters"]] == ["name"]
     assert {"200", "400", "404", "503", "504"} <= set(operation["responses"])
 {%- if cookiecutter.auth != "none" %}

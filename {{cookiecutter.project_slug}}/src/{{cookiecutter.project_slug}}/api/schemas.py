@@ -93,6 +93,24 @@ async def read_json(request: Request, model: type[Body]) -> Body:
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI ``requestBody`` of a route that reads its body with ``read_json``."""
-    schema = {"application/json": {"schema": model.model_json_schema()}}
-    return {"requestBody": {"required": True, "content": schema}}
+    """The OpenAPI ``requestBody`` of a route that reads its body with ``read_json``.
+
+    The schema is inlined whole: a ``#/$defs/...`` reference for a nested model would point
+    nowhere inside the OpenAPI document, and the docs pages would fail to render.
+    """
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            siblings = {key: value for key, value in node.items() if key != "$ref"}
+            return {**inline(defs[ref.removeprefix("#/$defs/")]), **inline(siblings)}
+        return {key: inline(value) for key, value in node.items()}
+
+    content = {"application/json": {"schema": inline(schema)}}
+    return {"requestBody": {"required": True, "content": content}}

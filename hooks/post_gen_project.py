@@ -32,7 +32,11 @@ OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
     ),
     "onnx": (
         lambda a: a["model_framework"] == "onnx",
-        [f"{PACKAGE}/model/onnx.py"],
+        [
+            f"{PACKAGE}/model/onnx.py",
+            f"{PACKAGE}/model/onnx_proto.py",
+            f"{PACKAGE}/model/demo.onnx",
+        ],
     ),
     "auth": (
         lambda a: a["auth"] != "none",

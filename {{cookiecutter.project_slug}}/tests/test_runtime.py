@@ -18,12 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.project_slug }}.main import create_app
-from {{ cookiecutter.project_slug }}.model.base import Label, ModelMetadata
+from {{ cookiecutter.project_slug }}.model.base import Label, ModelError, ModelMetadata, Prediction
 from {{ cookiecutter.project_slug }}.model.runner import (
     InferenceRunner,
     InferenceTimeout,
     Overloaded,
 )
+from {{ cookiecutter.project_slug }}.model.signature import Feature, Signature
 from {{ cookiecutter.project_slug }}.state import ServiceState, drain_on_signals
 
 from .conftest import IRIS_ROW
@@ -36,15 +37,18 @@ class Echo:
     """
 
     def __init__(self) -> None:
-        self.metadata = ModelMetadata(name="echo", version="1", framework="test", features=["id"])
+        signature = Signature(features=(Feature("id"),), task="regression")
+        self.metadata = ModelMetadata("echo", "1", "test", signature)
         self.gate = threading.Event()
         self.gate.set()
         self.calls: list[int] = []
 
-    def predict(self, rows: npt.NDArray[np.float64]) -> list[Label]:
+    def predict(self, rows: npt.NDArray[np.float64], probabilities: bool) -> Prediction:
         self.gate.wait(timeout=30)
         self.calls.append(len(rows))
-        return [int(row[0]) for row in rows]
+        if (rows < 0).any():
+            raise ModelError("negative ids", rejected_input=True)
+        return Prediction([int(row[0]) for row in rows])
 
 
 class Recorder:
@@ -94,7 +98,7 @@ def test_overload_is_rejected_beyond_concurrency_plus_queue() -> None:
             results: list[list[Label]] = []
 
             async def call(i: int) -> None:
-                results.append(await runner.predict(rows_of(i)))
+                results.append((await runner.predict(rows_of(i))).values)
 
             async with anyio.create_task_group() as tasks:
                 for i in range(3):
@@ -156,7 +160,7 @@ def test_concurrent_callers_get_their_own_rows_in_order() -> None:
 
             async def call(caller: int) -> None:
                 ids = [caller * 10 + k for k in range(1 + caller % 3)]
-                answers[caller] = await runner.predict(rows_of(*ids))
+                answers[caller] = (await runner.predict(rows_of(*ids))).values
 
             async with anyio.create_task_group() as tasks:
                 for caller in range(60):
@@ -180,7 +184,7 @@ def test_an_idle_runner_does_not_wait_to_fill_a_batch() -> None:
         async with runner_for(model, observer, max_batch_size=64, max_batch_wait_ms=60_000) as r:
             with anyio.fail_after(10):  # far below the configured batch wait of a minute
                 for i in range(5):
-                    assert await r.predict(rows_of(i)) == [i]
+                    assert (await r.predict(rows_of(i))).values == [i]
 
     anyio.run(main)
     assert observer.batches == [1, 1, 1, 1, 1]
@@ -202,17 +206,46 @@ def test_batches_are_off_by_default() -> None:
     assert observer.batches == [2] * 10
 
 
-def test_a_model_error_reaches_every_caller_of_the_batch() -> None:
+def test_a_model_error_reaches_its_caller_as_a_model_error() -> None:
     class Broken(Echo):
-        def predict(self, rows: npt.NDArray[np.float64]) -> list[Label]:
-            raise ValueError("broken model")
+        def predict(self, rows: npt.NDArray[np.float64], probabilities: bool) -> Prediction:
+            raise RuntimeError("broken model")
 
     async def main() -> None:
         async with runner_for(Broken(), Recorder()) as runner:
-            with pytest.raises(ValueError, match="broken model"):
+            with pytest.raises(ModelError, match="broken model") as raised:
                 await runner.predict(rows_of(1))
+            assert not raised.value.rejected_input
 
     anyio.run(main)
+
+
+def test_bad_rows_fail_only_their_own_request_of_a_batch() -> None:
+    """A batch that fails runs again request by request: the neighbours still get answers."""
+    model, observer = Echo(), Recorder()
+    model.gate.clear()
+    answers: dict[int, Any] = {}
+
+    async def main() -> None:
+        async with runner_for(model, observer, max_batch_size=16, max_batch_wait_ms=1) as runner:
+
+            async def call(caller: int) -> None:
+                try:
+                    rows = rows_of(-1 if caller == 3 else caller)
+                    answers[caller] = (await runner.predict(rows)).values
+                except ModelError as exc:
+                    answers[caller] = exc
+
+            async with anyio.create_task_group() as tasks:
+                for caller in range(8):
+                    tasks.start_soon(call, caller)
+                await wait_until(lambda: runner.pending == 8)
+                model.gate.set()
+
+    anyio.run(main)
+    assert max(observer.batches) > 1, "the requests were not batched"
+    assert isinstance(answers.pop(3), ModelError)
+    assert answers == {caller: [caller] for caller in range(8) if caller != 3}
 
 
 class Gated:
@@ -223,10 +256,10 @@ class Gated:
         self.metadata = inner.metadata
         self.gate = threading.Event()
 
-    def predict(self, rows: npt.NDArray[np.float64]) -> list[Label]:
+    def predict(self, rows: npt.NDArray[np.float64], probabilities: bool) -> Prediction:
         self.gate.wait(timeout=30)
-        labels: list[Label] = self.inner.predict(rows)
-        return labels
+        answer: Prediction = self.inner.predict(rows, probabilities)
+        return answer
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +12,6 @@ from typing import Any
 {%- endif %}
 
 import anyio.to_thread
-import numpy as np
 from fastapi import {% if cookiecutter.auth != "none" %}Depends, {% endif %}FastAPI
 {%- if cookiecutter.use_open_inference_protocol %}
 from fastapi.exceptions import RequestValidationError
@@ -29,10 +29,11 @@ from .api import health, predict
 {%- if cookiecutter.auth != "none" %}
 from .api.schemas import error
 {%- endif %}
-from .docs import install_docs
+from .api.signature_schema import predict_schema
+from .docs import document_model, install_docs
 from .errors import install_error_handlers
 from .middleware import BodySizeLimit
-from .model.base import ModelLoadError, Predictor
+from .model.base import ModelError, ModelLoadError, Predictor
 from .model.loader import load_predictor
 from .model.runner import InferenceRunner
 from .observability.logging import RequestLogMiddleware, configure_logging
@@ -56,9 +57,20 @@ from .state import ServiceState, drain_on_signals
 logger = logging.getLogger(__name__)
 
 
-def warm_up(predictor: Predictor) -> None:
-    """Run one prediction so the first caller does not pay for lazy initialisation."""
-    predictor.predict(np.zeros((1, predictor.metadata.n_features), dtype=np.float64))
+def warm_up(predictor: Predictor, max_rows: int) -> None:
+    """Predict the signature's example row: the first caller does not pay for lazy
+    initialisation, and a model whose answer does not fit its signature never reports ready."""
+    signature = predictor.metadata.signature
+    rows = predict_schema(predictor.metadata, max_rows).parse(
+        json.dumps({"instances": [signature.example_row()]}).encode()
+    )[0]
+    try:
+        predictor.predict(rows, signature.probabilities)
+    except ModelError as exc:
+        example = rows.tolist()
+        raise ModelLoadError(
+            f"the model failed its warm-up prediction on {example}: {exc}"
+        ) from exc
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,7 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             predictor = await anyio.to_thread.run_sync(
                 load_predictor, settings.model_path, settings.model_name
             )
-            await anyio.to_thread.run_sync(warm_up, predictor)
+            await anyio.to_thread.run_sync(warm_up, predictor, settings.max_rows)
+            app.openapi_schema = None  # documented from now on with the model's own schemas
             # Everything loaded so far (libraries, the model) lives as long as the process.
             # Freezing it keeps the garbage collector from walking it again and again under
             # load: those full collections paused every request for tens of milliseconds.
@@ -125,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = state
+    openapi_documenters = document_model(app, state)
 {%- if cookiecutter.auth == "jwt" %}
     app.state.auth = JwtAuth.from_settings(settings)
 {%- elif cookiecutter.auth == "api_key" %}
@@ -151,7 +165,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(predict.router)
 {%- endif %}
+    openapi_documenters.append(predict.document)
 {%- if cookiecutter.use_open_inference_protocol %}
+    openapi_documenters.append(oip.document)
     app.include_router(oip.server_router)
     app.include_router(oip.model_router{% if cookiecutter.auth != "none" %}, **guarded{% endif %})
     app.include_router(oip.inference_router{% if cookiecutter.auth != "none" %}, responses=auth_errors{% endif %})

@@ -5,6 +5,7 @@ Errors here are ``{"error": "..."}`` as the protocol asks, not FastAPI's ``{"det
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Annotated, Any, Literal
 
@@ -12,12 +13,14 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from .. import __version__
-from ..errors import validation_failed
-from ..model.base import Predictor
+from ..errors import model_error_status, validation_failed
+from ..model.base import ModelError, ModelMetadata, Rows
 from ..model.runner import InferenceRunner, InferenceTimeout, Overloaded
+from ..model.signature import Feature
+from ..observability.logging import current_request_id
 {%- if cookiecutter.auth == "jwt" %}
 from ..security.bearer import OPENAPI_SECURITY, authorize
 {%- elif cookiecutter.auth == "api_key" %}
@@ -27,8 +30,17 @@ from ..state import service_state
 from .schemas import json_body, read_json
 
 Datatype = Literal["FP32", "FP64", "INT64", "INT32", "BOOL", "BYTES"]
-NUMERIC_TYPES = {"FP32", "FP64", "INT64", "INT32"}
+INTEGER_TYPES = ("INT64", "INT32")
+# The tensor datatypes each feature type is accepted in; the request schema lists exactly these.
+ACCEPTED: dict[str, tuple[str, ...]] = {
+    "number": ("FP32", "FP64", *INTEGER_TYPES),
+    "integer": INTEGER_TYPES,
+    "string": ("BYTES",),
+    "boolean": ("BOOL",),
+}
 OUTPUT_NAME = "predict"
+PROBABILITIES = "probabilities"
+MATRIX_INPUT = "input-0"
 
 
 class OipError(BaseModel):
@@ -118,6 +130,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "Bad input",
         404: "Unknown model",
         413: "Body too large",
+        500: "The model failed",
         503: "Not ready or overloaded",
         504: "Timeout",
     }
@@ -159,13 +172,35 @@ def _runner(request: Request, name: str) -> InferenceRunner:
     return state.runner
 
 
-def _tensors(predictor: Predictor) -> tuple[list[TensorMetadata], list[TensorMetadata]]:
-    meta = predictor.metadata
-    output_type = "BYTES" if any(isinstance(c, str) for c in meta.classes) else "INT64"
-    return (
-        [TensorMetadata(name="input-0", datatype="FP64", shape=[-1, meta.n_features])],
-        [TensorMetadata(name=OUTPUT_NAME, datatype=output_type, shape=[-1])],
-    )
+def _tensors(meta: ModelMetadata) -> tuple[list[TensorMetadata], list[TensorMetadata]]:
+    """Inputs and outputs as the protocol describes them, from the model's signature.
+
+    A numeric matrix model takes one ``[-1, n_features]`` tensor; a model with named features
+    takes one ``[-1]`` tensor per feature, in order, as MLServer's pandas convention does.
+    """
+    signature = meta.signature
+    if signature.named:
+        inputs = [
+            TensorMetadata(name=f.name, datatype=ACCEPTED[f.type][0], shape=[-1])
+            for f in signature.features
+        ]
+    else:
+        datatype = "INT64" if all(f.type == "integer" for f in signature.features) else "FP64"
+        inputs = [TensorMetadata(name=MATRIX_INPUT, datatype=datatype, shape=[-1, meta.n_features])]
+    outputs = [TensorMetadata(name=OUTPUT_NAME, datatype=_label_type(meta), shape=[-1])]
+    if signature.probabilities:
+        width = len(signature.classes)
+        outputs.append(TensorMetadata(name=PROBABILITIES, datatype="FP64", shape=[-1, width]))
+    return inputs, outputs
+
+
+def _label_type(meta: ModelMetadata) -> str:
+    if meta.signature.task == "regression":
+        return "FP64"
+    classes = meta.classes
+    if any(isinstance(c, str) for c in classes):
+        return "BYTES"
+    return "FP64" if any(isinstance(c, float) for c in classes) else "INT64"
 
 
 @model_router.get("/{name}", response_model=ModelMetadataResponse, responses=_errors(404, 503))
@@ -175,7 +210,7 @@ async def model_metadata(name: str, request: Request) -> ModelMetadataResponse |
     except OipProblem as exc:
         return problem_response(exc)
     meta = runner.predictor.metadata
-    inputs, outputs = _tensors(runner.predictor)
+    inputs, outputs = _tensors(meta)
     return ModelMetadataResponse(
         name=meta.name,
         versions=[meta.version],
@@ -194,13 +229,34 @@ async def model_ready(name: str, request: Request) -> JSONResponse:
     return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
 
 
-def to_rows(request: InferenceRequest, n_features: int, max_rows: int) -> np.ndarray[Any, Any]:
-    """The one input tensor as a 2-D float batch, after checking shape, type and values."""
+def to_rows(request: InferenceRequest, meta: ModelMetadata, max_rows: int) -> Rows:
+    """The input tensors as a batch of rows in feature order, after checking every value."""
+    signature = meta.signature
+    if not signature.named:
+        return _matrix(request, signature.features, max_rows)
+    tensors = {tensor.name: tensor for tensor in request.inputs}
+    missing = [name for name in signature.names if name not in tensors]
+    extra = [name for name in tensors if name not in signature.names]
+    if missing or extra or len(tensors) != len(request.inputs):
+        raise OipProblem(
+            400,
+            f"expected one input tensor per feature {signature.names}; missing {missing}, "
+            f"unknown {extra}",
+        )
+    columns = [_column(tensors[f.name], f, max_rows) for f in signature.features]
+    if len({len(column) for column in columns}) != 1:
+        raise OipProblem(400, "every input tensor must have the same number of rows")
+    rows = np.empty((len(columns[0]), len(columns)), dtype=object)
+    for index, column in enumerate(columns):
+        rows[:, index] = column
+    return rows
+
+
+def _matrix(request: InferenceRequest, features: tuple[Feature, ...], max_rows: int) -> Rows:
+    n_features = len(features)
     if len(request.inputs) != 1:
         raise OipProblem(400, f"expected 1 input tensor, got {len(request.inputs)}")
     tensor = request.inputs[0]
-    if tensor.datatype not in NUMERIC_TYPES:
-        raise OipProblem(400, f"input datatype must be one of {sorted(NUMERIC_TYPES)}")
     shape = tensor.shape
     if len(shape) != 2 or shape[1] != n_features:
         raise OipProblem(400, f"input shape must be [rows, {n_features}], got {shape}")
@@ -209,15 +265,44 @@ def to_rows(request: InferenceRequest, n_features: int, max_rows: int) -> np.nda
     flat = _flatten(tensor.data)
     if len(flat) != shape[0] * shape[1]:
         raise OipProblem(400, f"shape {shape} needs {shape[0] * shape[1]} values, got {len(flat)}")
-    integer = tensor.datatype.startswith("INT")
-    for value in flat:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise OipProblem(400, "input data must be numbers")
-        if integer and not isinstance(value, int):
-            raise OipProblem(400, f"{tensor.datatype} data must be integers")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise OipProblem(400, "input data must be finite numbers")
+    for index, value in enumerate(flat):
+        _check(value, tensor.datatype, features[index % n_features])
     return np.asarray(flat, dtype=np.float64).reshape(shape)
+
+
+def _column(tensor: RequestInput, feature: Feature, max_rows: int) -> list[Any]:
+    shape = tensor.shape
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise OipProblem(400, f"input {feature.name!r}: shape must be [rows] or [rows, 1]")
+    if not 1 <= shape[0] <= max_rows:
+        raise OipProblem(400, f"input {feature.name!r}: 1 to {max_rows} rows, got {shape[0]}")
+    values = _flatten(tensor.data)
+    if len(values) != shape[0]:
+        raise OipProblem(400, f"input {feature.name!r}: shape {shape} but {len(values)} values")
+    for value in values:
+        _check(value, tensor.datatype, feature)
+    return values
+
+
+def _check(value: Any, datatype: str, feature: Feature) -> None:
+    """One value against its tensor's datatype and its feature's type and categories."""
+    where = f"input {feature.name!r}"
+    if datatype not in ACCEPTED[feature.type]:
+        raise OipProblem(400, f"{where}: datatype must be one of {list(ACCEPTED[feature.type])}")
+    if datatype == "BYTES":
+        ok = isinstance(value, str)
+    elif datatype == "BOOL":
+        ok = isinstance(value, bool)
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        ok = False
+    elif datatype in INTEGER_TYPES:
+        ok = isinstance(value, int)
+    else:
+        ok = not isinstance(value, float) or math.isfinite(value)
+    if not ok:
+        raise OipProblem(400, f"{where}: {value!r} is not a valid {datatype} value")
+    if feature.categories is not None and value not in feature.categories:
+        raise OipProblem(400, f"{where}: {value!r} is not one of {list(feature.categories)}")
 
 
 def _flatten(data: list[Any]) -> list[Any]:
@@ -238,7 +323,7 @@ def _flatten(data: list[Any]) -> list[Any]:
 @inference_router.post(
     "/{name}/infer",
     response_model=InferenceResponse,
-    responses=_errors(400, 404, 413, 503, 504),
+    responses=_errors(400, 404, 413, 500, 503, 504),
 {%- if cookiecutter.auth != "none" %}
     openapi_extra={**json_body(InferenceRequest), "security": OPENAPI_SECURITY},
 {%- else %}
@@ -246,7 +331,7 @@ def _flatten(data: list[Any]) -> list[Any]:
 {%- endif %}
 )
 async def infer(name: str, request: Request) -> JSONResponse:
-    """Run the model on one input tensor.
+    """Run the model on its input tensors: one matrix, or one tensor per named feature.
 
     Written like ``POST /predict``, without dependency injection or a body parameter (see
     there). The body is read as JSON whatever its Content-Type says: the protocol's clients,
@@ -255,20 +340,32 @@ async def infer(name: str, request: Request) -> JSONResponse:
 {%- if cookiecutter.auth != "none" %}
     await authorize(request, "predict")
 {%- endif %}
-    body = await read_json(request, InferenceRequest)
     try:
         runner = _runner(request, name)
-        meta = runner.predictor.metadata
-        rows = to_rows(body, meta.n_features, runner.max_rows)
+    except OipProblem as exc:
+        return problem_response(exc)
+    meta = runner.predictor.metadata
+    body = await read_json(request, request_model(meta))
+    _, outputs = _tensors(meta)
+    try:
+        wanted = _wanted_outputs(body, outputs)
+        rows = to_rows(body, meta, runner.max_rows)
     except OipProblem as exc:
         return problem_response(exc)
     try:
-        labels = await runner.predict(rows)
+        prediction = await runner.predict(rows, PROBABILITIES in wanted)
     except Overloaded as exc:
         return problem_response(OipProblem(503, str(exc)))
     except InferenceTimeout:
         return problem_response(OipProblem(504, "inference took longer than the timeout"))
-    _, (output,) = _tensors(runner.predictor)
+    except ModelError as exc:
+        status = model_error_status(exc)
+        if status == 422:
+            return problem_response(OipProblem(400, f"the model rejected the input: {exc}"))
+        failed = f"the model failed (request id {current_request_id()})"
+        return problem_response(OipProblem(500, failed))
+    data = {OUTPUT_NAME: prediction.values, PROBABILITIES: prediction.probabilities}
+    rows_out = len(prediction.values)
     return JSONResponse(
         {
             "model_name": meta.name,
@@ -276,14 +373,47 @@ async def infer(name: str, request: Request) -> JSONResponse:
             "id": body.id,
             "outputs": [
                 {
-                    "name": OUTPUT_NAME,
-                    "shape": [len(labels)],
+                    "name": output.name,
+                    "shape": [rows_out, *output.shape[1:]],
                     "datatype": output.datatype,
-                    "data": labels,
+                    "data": data[output.name],
                 }
+                for output in outputs
+                if output.name in wanted
             ],
         }
     )
+
+
+def _wanted_outputs(body: InferenceRequest, outputs: list[TensorMetadata]) -> set[str]:
+    """The outputs asked for by name; all of them when the request names none (as OIP says)."""
+    known = {output.name for output in outputs}
+    if body.outputs is None:
+        return known
+    wanted = {output.name for output in body.outputs}
+    if not wanted <= known:
+        raise OipProblem(400, f"unknown outputs {sorted(wanted - known)}; known: {sorted(known)}")
+    return wanted
+
+
+@functools.cache
+def request_model(meta: ModelMetadata) -> type[InferenceRequest]:
+    """The request body for this model: its tensors' datatypes are exactly those accepted."""
+    accepted = sorted({t for f in meta.signature.features for t in ACCEPTED[f.type]})
+    datatype: Any = Literal[tuple(accepted)]
+    tensor = create_model("RequestInput", __base__=RequestInput, datatype=(datatype, ...))
+    model: type[InferenceRequest] = create_model(
+        "InferenceRequest",
+        __base__=InferenceRequest,
+        inputs=(list[tensor], Field(min_length=1)),
+    )
+    return model
+
+
+def document(openapi: dict[str, Any], runner: InferenceRunner) -> None:
+    """Show this model's own request schema for the infer route."""
+    operation = openapi["paths"]["/v2/models/{name}/infer"]["post"]
+    operation.update(json_body(request_model(runner.predictor.metadata)))
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:

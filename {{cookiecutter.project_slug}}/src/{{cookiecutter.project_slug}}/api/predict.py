@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-import numpy as np
-from fastapi import APIRouter, Depends, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from ..model.runner import InferenceRunner
@@ -19,12 +17,13 @@ from ..state import ready_runner
 from .schemas import (
     INFERENCE_ERRORS,
     NOT_READY,
+    Input,
     ModelInfo,
-    PredictRequest,
     PredictResponse,
+    inline_schema,
     json_body,
-    read_json,
 )
+from .signature_schema import predict_schema
 
 router = APIRouter(tags=["model"])
 # Routes that check credentials themselves; main.py adds no dependencies to these.
@@ -34,16 +33,44 @@ Runner = Annotated[InferenceRunner, Depends(ready_runner)]
 
 @router.get("/model", response_model=ModelInfo, responses=NOT_READY)
 async def model_info(runner: Runner) -> ModelInfo:
-    """Name, version and signature of the served model."""
+    """Name, version and signature of the served model: what `/predict` takes and gives."""
     meta = runner.predictor.metadata
+    signature = meta.signature
     return ModelInfo(
         name=meta.name,
         version=meta.version,
         framework=meta.framework,
+        description=meta.description,
+        task=signature.task,
         features=meta.features,
         n_features=meta.n_features,
         classes=meta.classes,
+        probabilities=signature.probabilities,
+        inputs=[
+            Input(
+                name=f.name,
+                type=f.type,
+                categories=None if f.categories is None else list(f.categories),
+                nullable=f.nullable,
+                description=f.description,
+                minimum=f.minimum,
+                maximum=f.maximum,
+            )
+            for f in signature.features
+        ],
     )
+
+
+def require_json(request: Request) -> None:
+    """415 for a body declared as anything but JSON: what keeps cross-site form posts out."""
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            kind = value.split(b";", 1)[0].strip().lower()
+            if kind != b"application/json" and not (
+                kind.startswith(b"application/") and kind.endswith(b"+json")
+            ):
+                raise HTTPException(415, detail="send the body as JSON (application/json)")
+            return
 
 
 @inference_router.post(
@@ -51,45 +78,36 @@ async def model_info(runner: Runner) -> ModelInfo:
     response_model=PredictResponse,
     responses=INFERENCE_ERRORS,
 {%- if cookiecutter.auth != "none" %}
-    openapi_extra={**json_body(PredictRequest), "security": OPENAPI_SECURITY},
-{%- else %}
-    openapi_extra=json_body(PredictRequest),
+    openapi_extra={"security": OPENAPI_SECURITY},
 {%- endif %}
 )
 async def predict(request: Request) -> JSONResponse:
-    """Predict one label per instance.
+    """Predict a label (classifier) or a value (regressor) per instance.
 
-    The hot path, written without FastAPI's dependency injection and body parameters: for a
-    light model those cost more per request than the model does. The checks run in the same
-    order and raise the same errors as the dependency-based routes.
+    Instances are objects by feature name or arrays in `/model`'s feature order; the request
+    schema below is this model's own. The hot path, written without FastAPI's dependency
+    injection and body parameters: for a light model those cost more per request than the
+    model does. The checks run in the same order and raise the same errors as the
+    dependency-based routes.
     """
 {%- if cookiecutter.auth != "none" %}
     await authorize(request, "predict")
 {%- endif %}
     runner = await ready_runner(request)
-    body = await read_json(request, PredictRequest)
+    require_json(request)
     meta = runner.predictor.metadata
-    max_rows = runner.max_rows
-    if len(body.instances) > max_rows:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "too_long",
-                    "loc": ("body", "instances"),
-                    "msg": f"at most {max_rows} instances per request",
-                }
-            ]
-        )
-    for index, row in enumerate(body.instances):
-        if len(row) != meta.n_features:
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "wrong_feature_count",
-                        "loc": ("body", "instances", index),
-                        "msg": f"expected {meta.n_features} features, got {len(row)}",
-                    }
-                ]
-            )
-    labels = await runner.predict(np.asarray(body.instances, dtype=np.float64))
-    return JSONResponse({"predictions": labels, "model_version": meta.version})
+    rows, probabilities = predict_schema(meta, runner.max_rows).parse(await request.body())
+    prediction = await runner.predict(rows, probabilities)
+    answer: dict[str, object] = {"predictions": prediction.values, "model_version": meta.version}
+    if prediction.probabilities is not None:
+        answer["probabilities"] = prediction.probabilities
+    return JSONResponse(answer)
+
+
+def document(openapi: dict[str, Any], runner: InferenceRunner) -> None:
+    """Show this model's own request and response schemas for ``POST /predict``."""
+    schema = predict_schema(runner.predictor.metadata, runner.max_rows)
+    operation = openapi["paths"]["/predict"]["post"]
+    operation.update(json_body(schema.request))
+    answer = operation["responses"]["200"]["content"]["application/json"]
+    answer["schema"] = inline_schema(schema.response)

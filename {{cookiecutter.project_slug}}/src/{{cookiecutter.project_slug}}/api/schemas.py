@@ -1,44 +1,57 @@
-"""Request and response bodies, and the error responses each route documents."""
+"""Response bodies, the error responses each route documents, and reading JSON bodies.
+
+The request body of ``/predict`` depends on the model, so it is generated at start-up from the
+model's signature: see ``signature_schema.py``.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ..model.base import Label
 
 Body = TypeVar("Body", bound=BaseModel)
 
-# Strict: "1.5" or true is not a number. No NaN or Infinity: models give garbage for them.
-FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-
-
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"instances": [[5.1, 3.5, 1.4, 0.2]]}]},
-    )
-
-    instances: list[list[FiniteFloat]] = Field(
-        min_length=1, description="Rows to predict, each with the model's features in order."
-    )
-
 
 class PredictResponse(BaseModel):
-    predictions: list[Label] = Field(description="One class label per instance, in order.")
+    """The generic form; the OpenAPI document shows the served model's own (see ``docs.py``)."""
+
+    predictions: list[Label] = Field(
+        description="A class label (classifier) or a value (regressor) per instance, in order."
+    )
+    probabilities: list[list[float]] | None = Field(
+        default=None,
+        description="With `probabilities: true`: per instance, one probability per class in "
+        "the order of `/model`'s `classes`.",
+    )
     model_version: str
+
+
+class Input(BaseModel):
+    name: str
+    type: Literal["number", "integer", "string", "boolean"]
+    categories: list[Label] | None = None
+    nullable: bool = False
+    description: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 class ModelInfo(BaseModel):
     name: str
     version: str
     framework: str
+    description: str | None = None
+    task: Literal["classification", "regression"]
     features: list[str]
     n_features: int
     classes: list[Label]
+    probabilities: bool = Field(description="Whether `probabilities: true` may be asked for.")
+    inputs: list[Input]
 
 
 class Status(BaseModel):
@@ -68,12 +81,31 @@ def error(description: str) -> dict[str, Any]:
 NOT_READY: dict[int | str, dict[str, Any]] = {
     503: error("The model is still loading, or the service is overloaded (Retry-After).")
 }
+
+
+class ServerError(BaseModel):
+    detail: str
+    request_id: str = Field(description="Also in the response's X-Request-ID and in the log.")
+
+
 INFERENCE_ERRORS: dict[int | str, dict[str, Any]] = {
     **NOT_READY,
-    422: {"model": ValidationProblem, "description": "The body is not a valid request."},
+    422: {
+        "model": ValidationProblem,
+        "description": "The body is not a valid request for this model, or the model "
+        "rejected its rows.",
+    },
     413: error("The request body is larger than the configured limit."),
+    415: error("The body is not sent as `application/json`."),
+    500: {"model": ServerError, "description": "The model failed on these rows."},
     504: error("Inference took longer than the configured timeout."),
 }
+
+
+def validation_error(exc: ValidationError) -> RequestValidationError:
+    """A pydantic error on a body, as FastAPI raises it (so it gets the same 422 response)."""
+    issues = exc.errors(include_url=False, include_input=False, include_context=False)
+    return RequestValidationError([{**issue, "loc": ("body", *issue["loc"])} for issue in issues])
 
 
 async def read_json(request: Request, model: type[Body]) -> Body:
@@ -86,17 +118,20 @@ async def read_json(request: Request, model: type[Body]) -> Body:
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as exc:
-        issues = exc.errors(include_url=False, include_input=False, include_context=False)
-        raise RequestValidationError(
-            [{**issue, "loc": ("body", *issue["loc"])} for issue in issues]
-        ) from None
+        raise validation_error(exc) from None
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI ``requestBody`` of a route that reads its body with ``read_json``.
+    """The OpenAPI ``requestBody`` of a route that reads its body with ``read_json``."""
+    content = {"application/json": {"schema": inline_schema(model)}}
+    return {"requestBody": {"required": True, "content": content}}
 
-    The schema is inlined whole: a ``#/$defs/...`` reference for a nested model would point
-    nowhere inside the OpenAPI document, and the docs pages would fail to render.
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with every ``$defs`` reference replaced by its target.
+
+    A ``#/$defs/...`` reference would point nowhere inside the OpenAPI document, and the docs
+    pages would fail to render.
     """
     schema = model.model_json_schema()
     defs = schema.pop("$defs", {})
@@ -112,5 +147,5 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
             return {**inline(defs[ref.removeprefix("#/$defs/")]), **inline(siblings)}
         return {key: inline(value) for key, value in node.items()}
 
-    content = {"application/json": {"schema": inline(schema)}}
-    return {"requestBody": {"required": True, "content": content}}
+    inlined: dict[str, Any] = inline(schema)
+    return inlined

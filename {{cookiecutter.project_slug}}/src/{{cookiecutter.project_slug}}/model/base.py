@@ -2,92 +2,133 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-Label = str | int | float
+from .signature import Label, ModelLoadError, Signature
+
+__all__ = [
+    "Label",
+    "ModelError",
+    "ModelLoadError",
+    "ModelMetadata",
+    "Prediction",
+    "Predictor",
+    "Rows",
+    "check_output",
+]
+
+# A batch of validated rows in the signature's feature order: float64 for a numeric matrix
+# model, object (numbers, strings, booleans, None) for a model that takes named columns.
+Rows = npt.NDArray[Any]
 
 
-class ModelLoadError(RuntimeError):
-    """The artifact is missing, corrupt or not a model this service can run."""
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: a cache key per loaded model
 class ModelMetadata:
     name: str
     version: str
     framework: str
-    features: list[str]
-    classes: list[Label] = field(default_factory=list)
+    signature: Signature
+    description: str | None = None
+
+    @property
+    def features(self) -> list[str]:
+        return self.signature.names
 
     @property
     def n_features(self) -> int:
-        return len(self.features)
+        return len(self.signature.features)
+
+    @property
+    def classes(self) -> list[Label]:
+        return list(self.signature.classes)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One label or value per row; with probabilities, one row of them per row."""
+
+    values: list[Label]
+    probabilities: list[list[float]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def slice(self, start: int, stop: int) -> Prediction:
+        probabilities = self.probabilities
+        return Prediction(
+            self.values[start:stop], None if probabilities is None else probabilities[start:stop]
+        )
+
+
+class ModelError(Exception):
+    """The model raised, or answered something the service cannot return.
+
+    ``rejected_input``: the model refused these rows (an unseen category, say): the caller's
+    fault, a 422. Otherwise the model itself failed: a 500.
+    """
+
+    def __init__(self, message: str, *, rejected_input: bool) -> None:
+        super().__init__(message)
+        self.rejected_input = rejected_input
 
 
 class Predictor(Protocol):
-    """A loaded model: metadata plus a thread-safe ``predict`` on a 2-D float batch."""
+    """A loaded model: metadata plus a thread-safe ``predict`` on a batch of rows."""
 
     metadata: ModelMetadata
 
-    def predict(self, rows: npt.NDArray[np.float64]) -> list[Label]:
-        """Return one label per row, in row order."""
+    def predict(self, rows: Rows, probabilities: bool) -> Prediction:
+        """Labels (or values) in row order, and class probabilities when asked for.
+
+        Raises ``ModelError`` for anything the model raises or returns that cannot be served.
+        """
         ...
 
 
-def sidecar_path(artifact: Path) -> Path:
-    """Metadata the trainer writes next to the artifact: ``model.<ext>`` -> ``model.json``."""
-    return artifact.with_suffix(".json")
+def check_output(
+    signature: Signature,
+    rows: int,
+    values: npt.NDArray[Any],
+    probabilities: npt.NDArray[Any] | None,
+) -> Prediction:
+    """Plain Python answers for JSON, after checking they fit the signature.
 
-
-def read_sidecar(artifact: Path) -> dict[str, Any]:
-    """Optional metadata (name, version, features, classes) stored beside the artifact."""
-    path = sidecar_path(artifact)
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read model metadata {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"model metadata {path} must be a JSON object")
-    return data
-
-
-def build_metadata(
-    sidecar: dict[str, Any],
-    *,
-    name: str,
-    framework: str,
-    n_features: int,
-    classes: list[Label],
-    default_version: str,
-) -> ModelMetadata:
-    """Merge what the artifact says about itself with its sidecar, and check they agree."""
-    features = [str(f) for f in sidecar.get("features") or []] or [
-        f"x{i}" for i in range(n_features)
-    ]
-    if len(features) != n_features:
-        raise ModelLoadError(
-            f"metadata lists {len(features)} features but the model expects {n_features}"
+    A model that returns the wrong number of answers, NaN or Infinity, or probabilities of the
+    wrong width fails here with a ``ModelError`` rather than later in the JSON encoder.
+    """
+    values = np.asarray(values)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values.reshape(-1)
+    if values.ndim != 1 or len(values) != rows:
+        raise ModelError(
+            f"the model returned shape {list(values.shape)} for {rows} rows; expected one "
+            "label or value per row",
+            rejected_input=False,
         )
-    return ModelMetadata(
-        name=name,
-        version=str(sidecar.get("version") or default_version),
-        framework=framework,
-        features=features,
-        classes=list(sidecar.get("classes") or classes),
-    )
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise ModelError("the model returned NaN or Infinity", rejected_input=False)
+    table = None
+    if probabilities is not None:
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        width = len(signature.classes)
+        if probabilities.shape != (rows, width):
+            raise ModelError(
+                f"the model returned probabilities of shape {list(probabilities.shape)}; "
+                f"expected [{rows}, {width}]",
+                rejected_input=False,
+            )
+        if not np.isfinite(probabilities).all():
+            raise ModelError(
+                "the model returned NaN or Infinity probabilities", rejected_input=False
+            )
+        table = probabilities.tolist()
+    return Prediction(to_labels(values), table)
 
 
 def to_labels(values: npt.NDArray[Any]) -> list[Label]:
     """Plain Python labels for JSON: numpy scalars and bytes become int, float or str."""
-    labels: list[Label] = []
-    for value in values.tolist():
-        labels.append(value.decode("utf-8") if isinstance(value, bytes) else value)
-    return labels
+    return [v.decode("utf-8") if isinstance(v, bytes) else v for v in values.tolist()]

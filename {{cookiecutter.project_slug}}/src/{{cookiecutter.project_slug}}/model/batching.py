@@ -14,28 +14,28 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-from .base import Label, Predictor
+from .base import ModelError, Prediction, Predictor, Rows
 
 
 @dataclass(eq=False, slots=True)
 class Pending:
     """One request's rows, and the future its caller awaits on the event loop."""
 
-    rows: npt.NDArray[np.float64]
-    answer: asyncio.Future[list[Label]]
-    labels: list[Label] | None = None
+    rows: Rows
+    probabilities: bool
+    answer: asyncio.Future[Prediction]
+    result: Prediction | None = None
     error: BaseException | None = None
 
     def settle(self) -> None:
         """Hand the result to the caller. Runs on the event loop, never in a worker thread."""
         if self.answer.done():  # the caller gave up (timeout) before the model answered
             return
-        if self.labels is None:
+        if self.result is None:
             self.answer.set_exception(self.error or RuntimeError("the batch gave no answer"))
         else:
-            self.answer.set_result(self.labels)
+            self.answer.set_result(self.result)
 
 
 class BatchQueue:
@@ -102,22 +102,41 @@ class BatchQueue:
 
 
 def predict_batch(predictor: Predictor, batch: list[Pending]) -> int:
-    """Run the requests as one stacked batch and hand each its own labels; return the row count.
+    """Run the requests as one stacked batch and hand each its own answer; return the row count.
 
-    A failing model fails every request of the batch with the same error.
+    If the stacked batch fails, each request runs again on its own: one request's bad rows
+    must not fail the others that happened to share its batch.
     """
     stacked = batch[0].rows if len(batch) == 1 else np.concatenate([i.rows for i in batch])
+    probabilities = any(item.probabilities for item in batch)
     try:
-        labels = predictor.predict(stacked)
-        if len(labels) != len(stacked):
-            raise RuntimeError(f"the model returned {len(labels)} labels for {len(stacked)} rows")
-    except Exception as exc:
-        for item in batch:
-            item.error = exc
+        prediction = _predict(predictor, stacked, probabilities)
+    except ModelError as exc:
+        if len(batch) == 1:
+            batch[0].error = exc
+        else:
+            for item in batch:
+                predict_batch(predictor, [item])
         return len(stacked)
     start = 0
     for item in batch:
         count = len(item.rows)
-        item.labels = labels[start : start + count]
+        answer = prediction.slice(start, start + count)
+        item.result = answer if item.probabilities else Prediction(answer.values)
         start += count
     return len(stacked)
+
+
+def _predict(predictor: Predictor, rows: Rows, probabilities: bool) -> Prediction:
+    try:
+        prediction = predictor.predict(rows, probabilities)
+    except ModelError:
+        raise
+    except Exception as exc:  # a predictor that let its model's error through
+        raise ModelError(f"{type(exc).__name__}: {exc}", rejected_input=False) from exc
+    if len(prediction) != len(rows):
+        raise ModelError(
+            f"the model returned {len(prediction)} answers for {len(rows)} rows",
+            rejected_input=False,
+        )
+    return prediction

@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .base import ModelLoadError, Predictor, read_sidecar, sidecar_path
-from .demo import train_demo
-from .{{ cookiecutter.model_framework }} import SUFFIX, export, load_bytes
+from . import signature
+from .base import ModelLoadError, Predictor
+from .demo import DEMO_SIDECAR
+from .{{ cookiecutter.model_framework }} import SUFFIX, demo_bytes, load_bytes
 
 
 def load_predictor(path: Path | None, name: str) -> Predictor:
-    """Load the artifact at ``path``; with no path, train and serve the demo model."""
+    """Load the artifact at ``path``; with no path, serve the demo model."""
     if path is None:
-        estimator, sidecar = train_demo()
-        return load_bytes(export(estimator), name, sidecar, "the demo model")
+        return load_bytes(demo_bytes(), name, DEMO_SIDECAR, "the demo model")
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist (check APP_MODEL_PATH)")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ModelLoadError(f"cannot read model file {path}: {exc.strerror or exc}") from exc
-    return load_bytes(data, name, read_sidecar(path), str(path))
+    return load_bytes(data, name, signature.read_sidecar(path), str(path))
 
 
 def write_demo(directory: Path) -> Path:
-    """Train the demo model and write its artifact and metadata into ``directory``."""
+    """Write the demo model's artifact and metadata into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    estimator, sidecar = train_demo()
     artifact = directory / f"model{SUFFIX}"
-    artifact.write_bytes(export(estimator))
-    sidecar_path(artifact).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    artifact.write_bytes(demo_bytes())
+    sidecar = signature.sidecar_json(DEMO_SIDECAR)
+    artifact.with_suffix(signature.SIDECAR_SUFFIX).write_text(sidecar, encoding="utf-8")
     return artifact

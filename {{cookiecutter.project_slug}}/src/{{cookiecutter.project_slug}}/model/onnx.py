@@ -1,78 +1,205 @@
-"""ONNX models run by onnxruntime: the serving image needs no training library."""
+"""ONNX models run by onnxruntime: the service needs onnxruntime and numpy, no training library.
+
+Two input layouts are served: one 2-D tensor ``[batch, features]`` (the fast path), or one
+tensor per column, as skl2onnx exports a pipeline fitted on a DataFrame (``[batch, 1]`` each,
+strings included). Outputs are read as a label or value per row, plus a classifier's
+probabilities (a ``[batch, classes]`` tensor, or the sequence of maps that ZipMap makes).
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-import onnx
 import onnxruntime as ort
 
-from .base import Label, ModelLoadError, ModelMetadata, build_metadata, to_labels
+from . import onnx_proto
+from .base import ModelError, ModelLoadError, ModelMetadata, Prediction, Rows, check_output
+from .signature import Feature, FeatureType, Label, Sidecar, Signature, merge
 
 SUFFIX = ".onnx"
-_CLASS_LABEL_ATTRIBUTES = ("classlabels_strings", "classlabels_int64s", "classlabels_ints")
+DEMO_ARTIFACT = "demo.onnx"
+
+# onnxruntime's element types, as numpy holds them and as the signature names them.
+ELEMENT_TYPES: dict[str, tuple[Any, FeatureType]] = {
+    "tensor(float)": (np.float32, "number"),
+    "tensor(double)": (np.float64, "number"),
+    "tensor(int64)": (np.int64, "integer"),
+    "tensor(int32)": (np.int32, "integer"),
+    "tensor(string)": (object, "string"),
+    "tensor(bool)": (np.bool_, "boolean"),
+}
+LABEL_TYPES = {"tensor(int64)", "tensor(int32)", "tensor(string)"}
+# onnxruntime raises these when the feeds do not fit the graph: the caller's fault (422).
+INPUT_ERRORS: tuple[type[Exception], ...] = (
+    ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+    ValueError,
+    TypeError,
+)
+
+
+class Column:
+    """How one graph input is fed: its name, numpy type and shape."""
+
+    def __init__(self, node: Any) -> None:
+        self.name: str = node.name
+        self.dtype, _ = ELEMENT_TYPES[node.type]
+        self.flat = len(node.shape) == 1
+
+    def feed(self, values: Rows) -> Rows:
+        if self.dtype is object:
+            values = np.array([str(v) for v in values.reshape(-1).tolist()], dtype=object)
+        else:
+            values = np.asarray(values, dtype=self.dtype)
+        return values.reshape(-1) if self.flat else values.reshape(len(values), -1)
 
 
 class OnnxPredictor:
-    def __init__(self, session: ort.InferenceSession, metadata: ModelMetadata) -> None:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        metadata: ModelMetadata,
+        label_output: str,
+        probability_output: str | None,
+    ) -> None:
         self._session = session
-        self._input = session.get_inputs()[0]
-        self._input_dtype = np.float32 if self._input.type == "tensor(float)" else np.float64
-        self._label_output = session.get_outputs()[0].name
         self.metadata = metadata
+        self._columns = [Column(node) for node in session.get_inputs()]
+        self._label_output = label_output
+        self._probability_output = probability_output
+        self._classes = list(metadata.signature.classes)
 
-    def predict(self, rows: npt.NDArray[np.float64]) -> list[Label]:
-        inputs = {self._input.name: rows.astype(self._input_dtype, copy=False)}
-        (labels,) = self._session.run([self._label_output], inputs)
-        return to_labels(np.asarray(labels).reshape(-1))
+    def _feeds(self, rows: Rows) -> dict[str, Rows]:
+        if len(self._columns) == 1:  # one matrix: every feature in one tensor
+            (column,) = self._columns
+            return {column.name: column.feed(rows)}
+        return {c.name: c.feed(rows[:, i]) for i, c in enumerate(self._columns)}
+
+    def predict(self, rows: Rows, probabilities: bool) -> Prediction:
+        wanted = [self._label_output]
+        if probabilities and self._probability_output:
+            wanted.append(self._probability_output)
+        try:
+            outputs = self._session.run(wanted, self._feeds(rows))
+        except INPUT_ERRORS as exc:
+            raise ModelError(str(exc), rejected_input=True) from exc
+        except Exception as exc:  # onnxruntime's own types for a failing graph
+            raise ModelError(f"{type(exc).__name__}: {exc}", rejected_input=False) from exc
+        table = self._table(outputs[1]) if len(outputs) > 1 else None
+        return check_output(self.metadata.signature, len(rows), np.asarray(outputs[0]), table)
+
+    def _table(self, output: Any) -> Any:
+        if isinstance(output, list):  # ZipMap: one {class: probability} per row
+            return [[row[c] for c in self._classes] for row in output]
+        return output
 
 
-def export(estimator: Any) -> bytes:
-    """Convert a fitted scikit-learn estimator to ONNX (float32 input, plain label output)."""
+def describe(
+    session: ort.InferenceSession, class_labels: Sequence[Label], source: str
+) -> tuple[Signature, str, str | None]:
+    """What the graph records (inputs by name and type, outputs), and which outputs to read."""
+    inputs = session.get_inputs()
+    unknown = [f"{i.name} ({i.type})" for i in inputs if i.type not in ELEMENT_TYPES]
+    if unknown:
+        raise ModelLoadError(f"{source} has inputs of types this service cannot feed: {unknown}")
+    if len(inputs) == 1:
+        (node,) = inputs
+        shape = node.shape
+        if len(shape) != 2 or not isinstance(shape[1], int):
+            raise ModelLoadError(
+                f"{source} must take one 2-D input [batch, features] with a fixed feature "
+                f"count, or one input per feature; its input {node.name!r} has shape {shape}"
+            )
+        kind = ELEMENT_TYPES[node.type][1]
+        features = tuple(Feature(f"x{i}", type=kind) for i in range(shape[1]))
+        named = False
+    else:
+        wide = [i.name for i in inputs if len(i.shape) == 2 and i.shape[1] != 1]
+        if wide or any(len(i.shape) not in (1, 2) for i in inputs):
+            raise ModelLoadError(
+                f"{source} takes several inputs, so each must be one column ([batch] or "
+                f"[batch, 1]); these are not: {wide}"
+            )
+        features = tuple(Feature(i.name, type=ELEMENT_TYPES[i.type][1]) for i in inputs)
+        named = True
+    label, probability = read_outputs(session, source)
+    label_type = next(o.type for o in session.get_outputs() if o.name == label)
+    classifier = probability is not None or bool(class_labels) or label_type in LABEL_TYPES
+    signature = Signature(
+        features=features,
+        task="classification" if classifier else "regression",
+        classes=tuple(class_labels) if classifier else (),
+        probabilities=probability is not None,
+        named=named,
+    )
+    return signature, label, probability
+
+
+def read_outputs(session: ort.InferenceSession, source: str) -> tuple[str, str | None]:
+    """The output that holds labels or values, and the one with probabilities, if any."""
+    label = probability = None
+    for output in session.get_outputs():
+        rank = len(output.shape) if output.type.startswith("tensor") else None
+        one_per_row = rank == 1 or (rank == 2 and output.shape[1] == 1)
+        if label is None and one_per_row:
+            label = output.name
+        elif probability is None and (output.type.startswith("seq(map") or rank == 2):
+            probability = output.name
+    if label is None:
+        shapes = {o.name: (o.type, o.shape) for o in session.get_outputs()}
+        raise ModelLoadError(
+            f"{source} has no output with one label or value per row (outputs: {shapes}); "
+            "a [batch, classes] output of scores needs a label output next to it (export "
+            "the classifier with its label, or add an ArgMax node)"
+        )
+    return label, probability
+
+
+def export(estimator: Any, sample: Any = None) -> bytes:
+    """Convert a fitted scikit-learn estimator to ONNX (needs the ``train`` extra: skl2onnx).
+
+    ``sample``: one row of training data, a DataFrame for a model fitted on one (the graph
+    then takes one input per column); by default a float32 matrix row.
+    """
     from skl2onnx import to_onnx
 
-    sample = np.zeros((1, int(estimator.n_features_in_)), dtype=np.float32)
+    if sample is None:
+        sample = np.zeros((1, int(estimator.n_features_in_)), dtype=np.float32)
     model = to_onnx(estimator, sample, options={"zipmap": False}, target_opset=17)
     return bytes(model.SerializeToString())
 
 
-def _class_labels(model: onnx.ModelProto) -> list[Label]:
-    """Classifier nodes carry their labels as attributes; regressors have none."""
-    for node in model.graph.node:
-        for attribute in node.attribute:
-            if attribute.name in _CLASS_LABEL_ATTRIBUTES:
-                values = onnx.helper.get_attribute_value(attribute)
-                return to_labels(np.asarray(values))
-    return []
+def demo_bytes() -> bytes:
+    """The demo model, exported once by ``train-demo`` and shipped inside the package."""
+    return resources.files(__package__).joinpath(DEMO_ARTIFACT).read_bytes()
 
 
-def load_bytes(data: bytes, name: str, sidecar: dict[str, Any], source: str) -> OnnxPredictor:
+def load_bytes(data: bytes, name: str, sidecar: Sidecar, source: str) -> OnnxPredictor:
+    if not data:
+        raise ModelLoadError(f"{source} is empty")
     try:
-        model = onnx.load_from_string(data)
         options = ort.SessionOptions()
         # Requests are small; one thread per inference scales better across concurrent calls.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnx and onnxruntime raise their own types for a bad file
+        class_labels = onnx_proto.class_labels(data)
+    except Exception as exc:  # onnxruntime raises its own types for a bad file
         raise ModelLoadError(f"{source} is not a readable ONNX model: {exc}") from exc
-    inputs = session.get_inputs()
-    shape = inputs[0].shape
-    if len(inputs) != 1 or len(shape) != 2 or not isinstance(shape[1], int):
-        raise ModelLoadError(
-            f"{source} must take one 2-D input [batch, features] with a fixed feature count"
-        )
-    if inputs[0].type not in ("tensor(float)", "tensor(double)"):
-        raise ModelLoadError(f"{source} input must be float or double, not {inputs[0].type}")
-    metadata = build_metadata(
-        sidecar,
+    artifact, label, probability = describe(session, class_labels, source)
+    metadata = ModelMetadata(
         name=name,
+        version=sidecar.version or hashlib.sha256(data).hexdigest()[:12],
         framework="onnx",
-        n_features=shape[1],
-        classes=_class_labels(model),
-        default_version=hashlib.sha256(data).hexdigest()[:12],
+        signature=merge(artifact, sidecar, knows_names=artifact.named),
+        description=sidecar.description,
     )
-    return OnnxPredictor(session, metadata)
+    if metadata.signature.probabilities and not metadata.signature.classes:
+        raise ModelLoadError(
+            f"{source} gives probabilities but records no class labels; list them as "
+            '"classes" in the model metadata file'
+        )
+    return OnnxPredictor(session, metadata, label, probability)

@@ -20,10 +20,7 @@ import time
 from types import TracebackType
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
-
-from .base import Label, Predictor
+from .base import Prediction, Predictor, Rows
 from .batching import BatchQueue, Pending, predict_batch
 
 logger = logging.getLogger(__name__)
@@ -121,7 +118,8 @@ class InferenceRunner:
         """Requests admitted and not yet answered (running plus queued)."""
         return self._pending
 
-    async def predict(self, rows: npt.NDArray[np.float64]) -> list[Label]:
+    async def predict(self, rows: Rows, probabilities: bool = False) -> Prediction:
+        """The model's answer for ``rows``; raises ``ModelError`` if the model fails on them."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("the runner is not started: use `async with runner:`")
@@ -129,7 +127,7 @@ class InferenceRunner:
             self._observer.rejected("queue_full")
             raise Overloaded(retry_after_s=1)
         self._pending += 1
-        item = Pending(rows, loop.create_future())
+        item = Pending(rows, probabilities, loop.create_future())
         try:
             self._queue.put(item)
             return await asyncio.wait_for(item.answer, self._timeout_s)

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +17,13 @@ from .routes import route_template
 
 access_log = logging.getLogger("{{ cookiecutter.project_slug }}.access")
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+# The id of the request being served, for every log line written while serving it. Each request
+# runs in a task of its own, which keeps its own copy of this variable.
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,6 +35,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         payload.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
+        if "request_id" not in payload and (request_id := _request_id.get()) is not None:
+            payload["request_id"] = request_id
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
@@ -60,6 +70,8 @@ def configure_logging(level: str, fmt: str) -> None:
         logging.getLogger(name).propagate = True
     # Our middleware writes the access line; uvicorn's own would duplicate it.
     logging.getLogger("uvicorn.access").disabled = True
+    # Library warnings (scikit-learn's, say) as log records, not raw text on stderr.
+    logging.captureWarnings(True)
 
 
 class RequestLogMiddleware:
@@ -73,6 +85,7 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _incoming_request_id(scope) or _new_request_id()
+        _request_id.set(request_id)
         started = time.perf_counter()
         status = 500
 

@@ -158,15 +158,17 @@ def shared_venv(root: Path, requirements: list[str], what: str) -> Path:
     return python
 
 
-def install_project(root: Path, baked: Baked) -> tuple[Path, dict[str, str]]:
-    """Install ``baked`` into the shared environment for its dependency set.
+def install_project(
+    root: Path, baked: Baked, extras: list[str] | None = None
+) -> tuple[Path, dict[str, str]]:
+    """Install ``baked`` into the shared environment for its dependency set (plus ``extras``).
 
     Returns the python to use and the environment to run it with. The project is installed
     editable (so its build is exercised), and ``PYTHONPATH`` puts this variant's ``src`` first:
     variants that share the environment then never import each other's code.
     """
     what = f"[{baked.name}]"
-    python = shared_venv(root, dependencies(baked.path), what)
+    python = shared_venv(root, dependencies(baked.path) + (extras or []), what)
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     with locked(python.parent.parent.with_suffix(".lock")):
         run(

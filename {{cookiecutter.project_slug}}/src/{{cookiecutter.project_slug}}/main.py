@@ -58,19 +58,26 @@ logger = logging.getLogger(__name__)
 
 
 def warm_up(predictor: Predictor, max_rows: int) -> None:
-    """Predict the signature's example row: the first caller does not pay for lazy
-    initialisation, and a model whose answer does not fit its signature never reports ready."""
+    """Predict the signature's example row, so that the first caller does not pay for lazy
+    initialisation, and a model whose answer does not fit its signature never reports ready.
+
+    A model that refuses the example (a Box-Cox step and a zero, say) still starts: the row
+    was made up, not the model's fault. Examples in the metadata file avoid that.
+    """
     signature = predictor.metadata.signature
+    example = signature.example_row()
     rows = predict_schema(predictor.metadata, max_rows).parse(
-        json.dumps({"instances": [signature.example_row()]}).encode()
+        json.dumps({"instances": [example]}).encode()
     )[0]
     try:
         predictor.predict(rows, signature.probabilities)
     except ModelError as exc:
-        example = rows.tolist()
-        raise ModelLoadError(
-            f"the model failed its warm-up prediction on {example}: {exc}"
-        ) from exc
+        hint = "give example values in the model metadata file"
+        if not exc.rejected_input:
+            raise ModelLoadError(
+                f"the model failed its warm-up prediction on {example}: {exc} ({hint})"
+            ) from exc
+        logger.warning("the model refused the warm-up example %s: %s (%s)", example, exc, hint)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -398,14 +398,21 @@ def _wanted_outputs(body: InferenceRequest, outputs: list[TensorMetadata]) -> se
 
 @functools.cache
 def request_model(meta: ModelMetadata) -> type[InferenceRequest]:
-    """The request body for this model: its tensors' datatypes are exactly those accepted."""
+    """The request body for this model: the datatypes and outputs it accepts, exactly.
+
+    What JSON Schema cannot say (that a tensor's data fills its shape, say) is checked in
+    ``to_rows`` and answered with the protocol's 400.
+    """
     accepted = sorted({t for f in meta.signature.features for t in ACCEPTED[f.type]})
     datatype: Any = Literal[tuple(accepted)]
     tensor = create_model("RequestInput", __base__=RequestInput, datatype=(datatype, ...))
+    outputs: Any = Literal[tuple(output.name for output in _tensors(meta)[1])]
+    wanted = create_model("RequestOutput", __base__=RequestOutput, name=(outputs, ...))
     model: type[InferenceRequest] = create_model(
         "InferenceRequest",
         __base__=InferenceRequest,
         inputs=(list[tensor], Field(min_length=1)),
+        outputs=(list[wanted] | None, None),
     )
     return model
 

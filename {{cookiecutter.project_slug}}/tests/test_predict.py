@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,134 @@ def test_corrupt_model_file_fails_start_up(make_settings: Any, tmp_path: Path) -
         TestClient(create_app(make_settings(model_path=broken))),
     ):
         pass
+
+
+RECORD = dict(
+    zip(["sepal_length", "sepal_width", "petal_length", "petal_width"], IRIS_ROW, strict=True)
+)
+
+
+def test_model_reports_its_signature(client: TestClient) -> None:
+    body = client.get("/model").json()
+    assert body["task"] == "classification"
+    assert body["probabilities"] is True
+    assert [i["name"] for i in body["inputs"]] == body["features"] == list(RECORD)
+    assert {i["type"] for i in body["inputs"]} == {"number"}
+
+
+def test_records_by_name_and_rows_by_position_agree(client: TestClient) -> None:
+    by_name = client.post("/predict", json={"instances": [RECORD]})
+    by_position = client.post("/predict", json={"instances": [IRIS_ROW]})
+    mixed = client.post("/predict", json={"instances": [RECORD, IRIS_ROW]})
+    assert by_name.status_code == 200, by_name.text
+    assert by_name.json()["predictions"] == by_position.json()["predictions"] == ["setosa"]
+    assert mixed.json()["predictions"] == ["setosa", "setosa"]
+
+
+def test_probabilities_on_request(client: TestClient) -> None:
+    response = client.post("/predict", json={"instances": [IRIS_ROW], "probabilities": True})
+    assert response.status_code == 200, response.text
+    (row,) = response.json()["probabilities"]
+    assert len(row) == 3 and abs(sum(row) - 1) < 1e-6
+    assert row[0] == max(row)  # setosa, the first of /model's classes
+    assert "probabilities" not in client.post("/predict", json={"instances": [IRIS_ROW]}).json()
+
+
+BAD_RECORDS: dict[str, tuple[dict[str, Any], str]] = {
+    "missing feature": ({k: v for k, v in RECORD.items() if k != "petal_width"}, "petal_width"),
+    "extra feature": ({**RECORD, "colour": 1.0}, "colour"),
+    "string value": ({**RECORD, "sepal_width": "wide"}, "sepal_width"),
+    "null value": ({**RECORD, "sepal_width": None}, "sepal_width"),
+}
+
+
+@pytest.mark.parametrize(("record", "feature"), BAD_RECORDS.values(), ids=BAD_RECORDS.keys())
+def test_bad_records_name_the_instance_and_feature(
+    client: TestClient, record: dict[str, Any], feature: str
+) -> None:
+    response = client.post("/predict", json={"instances": [RECORD, record]})
+    assert response.status_code == 422, response.text
+    (issue,) = response.json()["detail"]
+    assert issue["loc"] == ["body", "instances", 1, feature]
+
+
+def test_a_positional_error_names_the_feature(client: TestClient) -> None:
+    response = client.post("/predict", json={"instances": [[5.1, "x", 1.4, 0.2]]})
+    (issue,) = response.json()["detail"]
+    assert issue["msg"].startswith("sepal_width:"), issue
+
+
+def test_an_instance_that_is_neither_object_nor_array_is_422(client: TestClient) -> None:
+    response = client.post("/predict", json={"instances": [5.1]})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "instances", 0]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_declared_json_is_415(client: TestClient, content_type: str) -> None:
+    body = json.dumps({"instances": [IRIS_ROW]})
+    response = client.post("/predict", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 415, response.text
+    assert "application/json" in response.json()["detail"]
+
+
+def test_openapi_shows_the_model_signature(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/predict"]["post"]
+    schema = json.dumps(operation["requestBody"]["content"]["application/json"]["schema"])
+    for name in RECORD:
+        assert f'"{name}"' in schema
+    assert '"minItems": 4' in schema and '"maxItems": 4' in schema
+    assert "$ref" not in schema
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer["properties"]["predictions"]["items"]["enum"] == [
+        "setosa",
+        "versicolor",
+        "virginica",
+    ]
+
+
+def _serve(make_settings: Any, artifact: Path) -> None:
+    with TestClient(create_app(make_settings(model_path=artifact))):
+        pass
+
+
+def test_sidecar_that_disagrees_with_the_model_refuses_start_up(
+    make_settings: Any, tmp_path: Path
+) -> None:
+    from {{ cookiecutter.project_slug }}.model.base import ModelLoadError
+
+    artifact = write_demo(tmp_path / "model")
+    sidecar = artifact.with_suffix(".json")
+    for bad, words in [
+        ({"classes": ["a", "b", "c"]}, "classes"),
+        ({"features": "abc"}, "features"),
+        ({"features": ["a", "b"]}, "2 features"),
+        ({"colour": "blue"}, "colour"),
+    ]:
+        sidecar.write_text(json.dumps(bad), encoding="utf-8")
+        with pytest.raises(ModelLoadError, match=words):
+            _serve(make_settings, artifact)
+
+
+def test_sidecar_found_as_metadata_json(make_settings: Any, tmp_path: Path) -> None:
+    artifact = write_demo(tmp_path / "model")
+    renamed = artifact.rename(artifact.with_name("churn-v3" + artifact.suffix))
+    artifact.with_suffix(".json").rename(renamed.with_name("metadata.json"))
+    with TestClient(create_app(make_settings(model_path=renamed))) as started:
+        assert started.get("/health/ready").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(b"", "is empty"), (b"\x80\x04\x95\x00", "pickle")],
+    ids=["empty", "pickle"],
+)
+def test_unloadable_files_say_what_to_do(
+    make_settings: Any, tmp_path: Path, content: bytes, words: str
+) -> None:
+    from {{ cookiecutter.project_slug }}.model.base import ModelLoadError
+
+    artifact = tmp_path / "model.bin"
+    artifact.write_bytes(content)
+    with pytest.raises(ModelLoadError, match=words):
+        _serve(make_settings, artifact)

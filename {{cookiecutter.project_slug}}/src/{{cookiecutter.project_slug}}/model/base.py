@@ -19,6 +19,7 @@ __all__ = [
     "Predictor",
     "Rows",
     "check_output",
+    "refuse_foreign_formats",
 ]
 
 # A batch of validated rows in the signature's feature order: float64 for a numeric matrix
@@ -127,6 +128,17 @@ def check_output(
             )
         table = probabilities.tolist()
     return Prediction(to_labels(values), table)
+
+
+def refuse_foreign_formats(data: bytes, source: str, advice: str) -> None:
+    """One line that says what to do, for the files people most often try first."""
+    if not data:
+        raise ModelLoadError(f"{source} is empty")
+    if data[:1] == b"\x80" or data[:2] in (b"\x1f\x8b", b"x\x9c", b"x\x01", b"x\xda", b"BZ"):
+        raise ModelLoadError(
+            f"{source} looks like a pickle or joblib file, which can run any code when loaded "
+            f"and is refused: {advice}"
+        )
 
 
 def to_labels(values: npt.NDArray[Any]) -> list[Label]:

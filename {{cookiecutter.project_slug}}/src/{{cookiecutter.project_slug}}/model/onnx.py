@@ -17,11 +17,20 @@ import numpy as np
 import onnxruntime as ort
 
 from . import onnx_proto
-from .base import ModelError, ModelLoadError, ModelMetadata, Prediction, Rows, check_output
+from .base import (
+    ModelError,
+    ModelLoadError,
+    ModelMetadata,
+    Prediction,
+    Rows,
+    check_output,
+    refuse_foreign_formats,
+)
 from .signature import Feature, FeatureType, Label, Sidecar, Signature, merge
 
 SUFFIX = ".onnx"
 DEMO_ARTIFACT = "demo.onnx"
+SAVE_ADVICE = "export the model to ONNX (skl2onnx, onnxmltools, torch.onnx) and serve that file"
 
 # onnxruntime's element types, as numpy holds them and as the signature names them.
 ELEMENT_TYPES: dict[str, tuple[Any, FeatureType]] = {
@@ -178,8 +187,7 @@ def demo_bytes() -> bytes:
 
 
 def load_bytes(data: bytes, name: str, sidecar: Sidecar, source: str) -> OnnxPredictor:
-    if not data:
-        raise ModelLoadError(f"{source} is empty")
+    refuse_foreign_formats(data, source, SAVE_ADVICE)
     try:
         options = ort.SessionOptions()
         # Requests are small; one thread per inference scales better across concurrent calls.

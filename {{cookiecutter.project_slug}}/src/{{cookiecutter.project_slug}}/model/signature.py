@@ -1,7 +1,7 @@
 """What the model takes and gives, learnt from the artifact and its optional sidecar file.
 
 The artifact is the authority on what it records (feature names, encoders' categories, classes,
-ONNX element types); the sidecar adds what it cannot say (names for a plain matrix, integer or
+input types); the sidecar adds what it cannot say (names for a plain matrix, integer or
 boolean types, descriptions, ranges, examples). Where both speak they must agree: a sidecar that
 silently disagreed would document one model and serve another.
 """
@@ -60,7 +60,7 @@ class Feature:
 class Signature:
     """The model's inputs and outputs.
 
-    ``named`` says how the model takes its input: by column name (a DataFrame, or one ONNX input
+    ``named`` says how the model takes its input: by column name (a DataFrame, or one graph input
     per column) rather than as one positional numeric matrix, the fast path.
     """
 
@@ -113,7 +113,7 @@ class Sidecar(BaseModel):
 
 
 def sidecar_path(artifact: Path) -> Path:
-    """``churn.skops`` -> ``churn.json``; else ``metadata.json`` in the same folder."""
+    """``churn.<ext>`` -> ``churn.json``; else ``metadata.json`` in the same folder."""
     own = artifact.with_suffix(SIDECAR_SUFFIX)
     return own if own.exists() else artifact.with_name(SIDECAR_FALLBACK)
 

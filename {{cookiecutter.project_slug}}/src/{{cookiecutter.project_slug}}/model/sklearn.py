@@ -12,7 +12,15 @@ import sklearn
 import skops.io
 from sklearn.base import is_classifier, is_regressor
 
-from .base import ModelError, ModelLoadError, ModelMetadata, Prediction, Rows, check_output
+from .base import (
+    ModelError,
+    ModelLoadError,
+    ModelMetadata,
+    Prediction,
+    Rows,
+    check_output,
+    refuse_foreign_formats,
+)
 from .demo import train_demo
 from .signature import Feature, FeatureType, Sidecar, Signature, merge
 
@@ -28,6 +36,7 @@ BARE_SKLEARN_MODULES = {"_loss": "sklearn._loss._loss"}
 # What the model raises when it refuses the rows it was given: the caller's fault (422).
 INPUT_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, KeyError)
 STRICT_ENCODERS = {"OneHotEncoder", "OrdinalEncoder"}
+SAVE_ADVICE = "save the fitted estimator with skops: `skops.io.dump(model, 'model.skops')`"
 
 
 class SklearnPredictor:
@@ -185,7 +194,7 @@ def _trusted(type_name: str) -> bool:
 
 
 def load_bytes(data: bytes, name: str, sidecar: Sidecar, source: str) -> SklearnPredictor:
-    _refuse_foreign_formats(data, source)
+    refuse_foreign_formats(data, source, SAVE_ADVICE)
     try:
         untrusted = skops.io.get_untrusted_types(data=data)
         refused = [t for t in untrusted if not _trusted(t)]
@@ -208,15 +217,3 @@ def load_bytes(data: bytes, name: str, sidecar: Sidecar, source: str) -> Sklearn
         description=sidecar.description,
     )
     return SklearnPredictor(estimator, metadata)
-
-
-def _refuse_foreign_formats(data: bytes, source: str) -> None:
-    """One line that says what to do, for the files people most often try first."""
-    if not data:
-        raise ModelLoadError(f"{source} is empty")
-    if data[:1] == b"\x80" or data[:2] in (b"\x1f\x8b", b"x\x9c", b"x\x01", b"x\xda", b"BZ"):
-        raise ModelLoadError(
-            f"{source} looks like a pickle or joblib file, which can run any code when loaded "
-            "and is refused. Save the fitted estimator with skops instead: "
-            "`import skops.io; skops.io.dump(model, 'model.skops')`"
-        )

@@ -4,7 +4,10 @@
 2. iris, 64 connections: the naive app (bench/naive_app.py) and then the baked service, one
    after the other, each pinned to CPU 0 with the load generator on CPU 1, driven by the baked
    project's own bench/load.py (wrk or hey). Ratios: req/s baked/baseline, p99 baseline/baked.
-3. A 32-feature gradient-boosting model (bench/slow_model.py): the rows/s it reaches in-process
+3. The same service sent named records (objects by feature name) instead of positional rows.
+4. A DataFrame pipeline with string categories (bench/frame_model.py): the baked service serving
+   it, beside the rate of its own ``predict`` in-process on a one-row DataFrame.
+5. A 32-feature gradient-boosting model (bench/slow_model.py): the rows/s it reaches in-process
    one row at a time, against the baked service at 64 connections with micro-batching on
    (APP_MAX_BATCH_SIZE=64) and off; and batching on against off at concurrency 1.
 
@@ -135,6 +138,21 @@ def main() -> None:
     results["naive"] = naive_baseline(project, python, args)
     print(f"iris, {c} connections: baked service ...", flush=True)
     results["baked"] = bench(project, python, args, "-c", c)
+    print(f"iris, {c} connections: baked service, named records ...", flush=True)
+    results["records"] = bench(project, python, args, "-c", c, "--records")
+
+    frame_dir = BUILD / "frame-model"
+    print("training the DataFrame pipeline ...", flush=True)
+    churn = Path(
+        run([str(python), str(ROOT / "bench" / "frame_model.py"), "train", str(frame_dir)]).strip()
+    )
+    speed = [*pinned("0"), str(python), str(ROOT / "bench" / "frame_model.py"), "speed"]
+    results["frame_in_process"] = json.loads(run([*speed, str(churn)]))
+    print(f"DataFrame pipeline, {c} connections ...", flush=True)
+    results["frame"] = bench(
+        project, python, args, "-c", c,
+        "--env", f"APP_MODEL_PATH={churn}", "--body-file", str(frame_dir / "body.json"),
+    )  # fmt: skip
 
     if not args.iris_only:
         model_dir = BUILD / "slow-model"
@@ -165,6 +183,17 @@ def main() -> None:
     rps = baked["requests_per_s"] / naive["requests_per_s"]
     p99 = naive["p99_ms"] / baked["p99_ms"] if baked["p99_ms"] else float("inf")
     print(f"  req/s baked/baseline: {rps:.2f}   p99 baseline/baked: {p99:.2f}   (goal: both >= 2)")
+    records = results["records"]
+    print(row("baked, named records instead of rows", records))
+    extra = baked["requests_per_s"] / records["requests_per_s"] - 1
+    print(f"  cost of named records per request: {extra:+.1%}   (goal: at most +15%)")
+    frame, frame_speed = results["frame"], results["frame_in_process"]["one_row"]
+    print(f"\nDataFrame pipeline (2 scaled numbers, 2 one-hot string columns), {c} connections")
+    print(HEADER)
+    print(row("baked default project, one record", frame))
+    print(f"  in-process predict on a one-row DataFrame: {frame_speed:9.1f} per s")
+    served = frame["requests_per_s"] / frame_speed
+    print(f"  served req/s / in-process predictions/s: {served:.2f}")
     print("  ready max: the slowest of the GET /health/ready polled every 100 ms during the run")
     if not args.iris_only:
         speed = results["in_process"]

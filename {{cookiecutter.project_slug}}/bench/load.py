@@ -206,20 +206,26 @@ def service_env(extra: list[str], seconds: float, scratch: Path) -> dict[str, st
 # --- the request and the load ------------------------------------------------------------------
 
 
-def request_body(rows: int, features: int) -> bytes:
-    """Deterministic, plausible feature values, so that every run sends the same bytes."""
-    instances = [
-        [round(0.5 + ((7 * row + 3 * column) % 50) / 10, 2) for column in range(features)]
-        for row in range(rows)
-    ]
+def request_body(rows: int, names: list[str], records: bool) -> bytes:
+    """Deterministic, plausible feature values, so that every run sends the same bytes.
+
+    As positional rows, or with ``records`` as objects by feature name.
+    """
+    instances: list[object] = []
+    for row in range(rows):
+        values = [
+            round(0.5 + ((7 * row + 3 * column) % 50) / 10, 2) for column in range(len(names))
+        ]
+        instances.append(dict(zip(names, values, strict=True)) if records else values)
     return json.dumps({"instances": instances}).encode()
 
 
-def n_features(url: str, headers: dict[str, str]) -> int:
+def feature_names(url: str, headers: dict[str, str]) -> list[str]:
     status, body = http("GET", f"{url}/model", headers=headers)
     if status != 200:
         raise BenchError(f"GET /model answered {status}; pass --features")
-    return int(json.loads(body)["n_features"])
+    names: list[str] = json.loads(body)["features"]
+    return names
 
 
 WRK_SCRIPT = """\
@@ -339,8 +345,11 @@ class ReadinessProbe:
 
 def load(url: str, headers: dict[str, str], args: argparse.Namespace) -> Result:
     """Check that one request works, warm up, then measure."""
-    features = args.features or n_features(url, headers)
-    body = request_body(args.rows, features)
+    if args.body_file:
+        body = args.body_file.read_bytes()
+    else:
+        names = [f"x{i}" for i in range(args.features)] or feature_names(url, headers)
+        body = request_body(args.rows, names, args.records)
     headers = {**headers, "Content-Type": "application/json"}
     status, answer = http("POST", f"{url}/predict", body, headers)
     if status != 200:
@@ -394,6 +403,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--warmup", type=int, default=3, help="seconds of load before measuring")
     add("--rows", type=int, default=1, help="instances per request")
     add("--features", type=int, default=0, help="values per row (default: ask GET /model)")
+    add("--records", action="store_true", help="instances as objects by feature name")
+    add("--body-file", type=Path, help="send this JSON body instead of generated rows")
     add("--workers", type=int, default=1, help="server worker processes")
     add("--env", action="append", default=[], metavar="NAME=VALUE", help="a service setting")
     add("--server-cpus", default="0", help="taskset CPU list for the server ('' = any)")

@@ -64,7 +64,9 @@ async def model_failed(request: Request, exc: Exception) -> JSONResponse:
     if model_error_status(exc) == 422:
         issue = {"type": "model_rejected", "loc": ["body", "instances"], "msg": str(exc)}
         return JSONResponse({"detail": [issue]}, status_code=422)
-    return server_error(f"the model failed on this request: {exc}")
+    # What went wrong is in the log line with this request id, not in the answer: a model's
+    # own error messages may say more about the service than a caller should learn.
+    return server_error("the model failed on this request")
 
 
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:

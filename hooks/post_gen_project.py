@@ -28,7 +28,7 @@ def is_true(value: str) -> bool:
 OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
     "sklearn": (
         lambda a: a["model_framework"] == "sklearn",
-        [f"{PACKAGE}/model/sklearn.py"],
+        [f"{PACKAGE}/model/sklearn.py", "tests/test_sklearn_model.py"],
     ),
     "onnx": (
         lambda a: a["model_framework"] == "onnx",
@@ -36,6 +36,7 @@ OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
             f"{PACKAGE}/model/onnx.py",
             f"{PACKAGE}/model/onnx_proto.py",
             f"{PACKAGE}/model/demo.onnx",
+            "tests/test_onnx_model.py",
         ],
     ),
     "auth": (

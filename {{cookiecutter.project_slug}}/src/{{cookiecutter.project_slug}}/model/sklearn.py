@@ -141,7 +141,7 @@ def _describe_part(part: Any, columns: list[str]) -> Iterator[tuple[str, Feature
             continue
         categories = getattr(step, "categories_", None)
         if categories is None or len(categories) != len(columns):
-            return
+            break  # not an encoder: what came before it still says whether nulls are imputed
         strict = (
             type(step).__name__ in STRICT_ENCODERS
             and getattr(step, "handle_unknown", "error") == "error"

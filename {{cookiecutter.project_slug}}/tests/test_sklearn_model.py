@@ -1,0 +1,101 @@
+"""What the service learns from a scikit-learn artifact, and what it trusts in one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skops.io
+from fastapi.testclient import TestClient
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.model.sklearn import _trusted, describe
+
+FRAME = pd.DataFrame(
+    {
+        "age": [30.0, None, 52.0, 41.0, 25.0, 60.0],
+        "seats": [1, 5, 2, 8, 1, 3],
+        "plan": ["free", "pro", "team", "pro", "free", "team"],
+    }
+)
+TARGET = ["stay", "churn", "stay", "churn", "stay", "churn"]
+
+
+def pipeline(handle_unknown: str = "error") -> Any:
+    return make_pipeline(
+        ColumnTransformer(
+            [
+                ("age", make_pipeline(SimpleImputer(), StandardScaler()), ["age"]),
+                ("seats", OneHotEncoder(handle_unknown=handle_unknown), ["seats"]),
+                ("plan", OneHotEncoder(handle_unknown=handle_unknown), ["plan"]),
+            ]
+        ),
+        LogisticRegression(),
+    ).fit(FRAME, TARGET)
+
+
+def test_a_dataframe_pipeline_describes_its_columns() -> None:
+    signature, knows_names = describe(pipeline())
+    assert knows_names and signature.named
+    age, seats, plan = signature.features
+    assert (age.type, age.nullable, age.categories) == ("number", True, None)
+    assert (seats.type, seats.categories) == ("number", (1, 2, 3, 5, 8))
+    assert (plan.type, plan.categories) == ("string", ("free", "pro", "team"))
+    assert signature.classes == ("churn", "stay") and signature.probabilities
+
+
+def test_an_encoder_that_ignores_unknowns_lists_no_categories() -> None:
+    _, _, plan = describe(pipeline("ignore"))[0].features
+    assert plan.type == "string" and plan.categories is None and plan.example == "free"
+
+
+def test_a_plain_matrix_model_keeps_the_array_path() -> None:
+    model = LogisticRegression().fit(np.eye(3), ["a", "b", "c"])
+    signature, knows_names = describe(model)
+    assert not knows_names and not signature.named
+    assert signature.names == ["x0", "x1", "x2"]
+
+
+def test_nullable_values_reach_the_imputer(make_settings: Any, tmp_path: Path) -> None:
+    artifact = tmp_path / "churn.skops"
+    skops.io.dump(pipeline(), artifact)
+    record = {"age": None, "seats": 5, "plan": "pro"}
+    with TestClient(create_app(make_settings(model_path=artifact))) as client:
+{%- if cookiecutter.auth != "none" %}
+        client.headers.update(auth(client))
+{%- endif %}
+        response = client.post("/predict", json={"instances": [record]})
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == pipeline().predict(pd.DataFrame([record])).tolist()
+        refused = client.post("/predict", json={"instances": [{**record, "seats": None}]})
+        assert refused.status_code == 422, refused.text
+{%- if cookiecutter.auth != "none" %}
+
+
+def auth(client: TestClient) -> dict[str, str]:
+    state: Any = client.app.state  # type: ignore[attr-defined]
+{%- if cookiecutter.auth == "jwt" %}
+    state.auth.users.add("nora", "a password of some length", ["predict"])
+    form = {"username": "nora", "password": "a password of some length"}
+    token = client.post("/token", data=form).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+{%- else %}
+    return {"X-API-Key": state.auth.keys.add("nora", ["predict"])}
+{%- endif %}
+{%- endif %}
+
+
+def test_scikit_learn_types_saved_by_older_skops_are_trusted() -> None:
+    """skops before 0.12 wrote gradient boosting's Cython loss under its bare module name."""
+    assert _trusted("sklearn.linear_model._logistic.LogisticRegression")
+    assert _trusted("_loss.CyHalfBinomialLoss")
+    assert not _trusted("_loss.NotInScikitLearn")
+    assert not _trusted("os.system")
+    assert not _trusted("builtins_evil.eval")

@@ -13,9 +13,7 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import {% if cookiecutter.auth != "none" %}Depends, {% endif %}FastAPI
-{%- if cookiecutter.use_open_inference_protocol %}
 from fastapi.exceptions import RequestValidationError
-{%- endif %}
 
 from . import __version__
 {%- if cookiecutter.auth == "jwt" %}
@@ -31,7 +29,7 @@ from .api.schemas import error
 {%- endif %}
 from .api.signature_schema import predict_schema
 from .docs import document_model, install_docs
-from .errors import install_error_handlers
+from .errors import install_error_handlers, validation_details
 from .middleware import BodySizeLimit
 from .model.base import ModelError, ModelLoadError, Predictor
 from .model.loader import load_predictor
@@ -66,9 +64,14 @@ def warm_up(predictor: Predictor, max_rows: int) -> None:
     """
     signature = predictor.metadata.signature
     example = signature.example_row()
-    rows = predict_schema(predictor.metadata, max_rows).parse(
-        json.dumps({"instances": [example]}).encode()
-    )[0]
+    body = json.dumps({"instances": [example]}).encode()
+    try:
+        rows = predict_schema(predictor.metadata, max_rows).parse(body)[0]
+    except RequestValidationError as exc:  # examples from the metadata file that do not fit it
+        problem = validation_details(exc)[0]
+        raise ModelLoadError(
+            f"the example row {example} does not fit the model: {problem}"
+        ) from None
     try:
         predictor.predict(rows, signature.probabilities)
     except ModelError as exc:
@@ -92,7 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 load_predictor, settings.model_path, settings.model_name
             )
             await anyio.to_thread.run_sync(warm_up, predictor, settings.max_rows)
-            app.openapi_schema = None  # documented from now on with the model's own schemas
             # Everything loaded so far (libraries, the model) lives as long as the process.
             # Freezing it keeps the garbage collector from walking it again and again under
             # load: those full collections paused every request for tens of milliseconds.

@@ -232,6 +232,8 @@ def test_sidecar_that_disagrees_with_the_model_refuses_start_up(
         ({"features": "abc"}, "features"),
         ({"features": ["a", "b"]}, "2 features"),
         ({"colour": "blue"}, "colour"),
+        ({"features": [{"name": "sepal_length", "type": "string"}, *list(RECORD)[1:]]}, "string"),
+        ({"features": [{"name": "sepal_length", "example": "long"}, *list(RECORD)[1:]]}, "example"),
     ]:
         sidecar.write_text(json.dumps(bad), encoding="utf-8")
         with pytest.raises(ModelLoadError, match=words):

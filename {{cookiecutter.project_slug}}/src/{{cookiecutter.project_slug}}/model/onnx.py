@@ -9,7 +9,9 @@ probabilities (a ``[batch, classes]`` tensor, or the sequence of maps that ZipMa
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -27,6 +29,8 @@ from .base import (
     refuse_foreign_formats,
 )
 from .signature import Feature, FeatureType, Label, Sidecar, Signature, merge
+
+logger = logging.getLogger(__name__)
 
 SUFFIX = ".onnx"
 DEMO_ARTIFACT = "demo.onnx"
@@ -205,9 +209,14 @@ def load_bytes(data: bytes, name: str, sidecar: Sidecar, source: str) -> OnnxPre
         signature=merge(artifact, sidecar, knows_names=artifact.named),
         description=sidecar.description,
     )
-    if metadata.signature.probabilities and not metadata.signature.classes:
-        raise ModelLoadError(
-            f"{source} gives probabilities but records no class labels; list them as "
-            '"classes" in the model metadata file'
+    signature = metadata.signature
+    if signature.probabilities and not signature.classes:
+        # Probabilities are only useful in a known class order: serve the labels alone.
+        logger.warning(
+            '%s gives probabilities but records no class labels: list them as "classes" in '
+            "the model metadata file to serve probabilities too",
+            source,
         )
+        metadata = replace(metadata, signature=replace(signature, probabilities=False))
+        probability = None
     return OnnxPredictor(session, metadata, label, probability)

@@ -81,6 +81,10 @@ OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
     "github": (lambda a: a["ci"] == "github", [".github"]),
     "gitlab": (lambda a: a["ci"] == "gitlab", [".gitlab-ci.yml"]),
     "kubernetes": (lambda a: is_true(a["use_kubernetes"]), ["deploy"]),
+    "serverless": (
+        lambda a: is_true(a["use_serverless"]),
+        [f"{PACKAGE}/serverless.py", "template.yaml", "tests/test_serverless.py"],
+    ),
     "open_inference_protocol": (
         lambda a: is_true(a["use_open_inference_protocol"]),
         [f"{PACKAGE}/api/oip.py", "tests/test_oip.py"],
@@ -108,9 +112,10 @@ def remove_paths(root: Path, paths: list[str]) -> None:
 
 
 # --- uv.lock ---------------------------------------------------------------------------------
-# The lock depends only on the dependency set (framework x auth x metrics), and on the project's
-# own name and version, which appear in its root [[package]] block only. `make locks` stores one
-# lock per set, made for the default name and version; the hook renames that block.
+# The lock depends only on the dependency set (framework x auth x metrics x serverless), and on
+# the project's own name and version, which appear in its root [[package]] block only.
+# `make locks` stores one lock per set, made for the default name and version; the hook renames
+# that block.
 
 LOCKS_DIR = ".locks"
 PACKAGE_SEPARATOR = "\n\n[[package]]\n"
@@ -133,9 +138,13 @@ PRE_LETTERS = {"alpha": "a", "beta": "b", "c": "rc", "pre": "rc", "preview": "rc
 
 
 def lock_name(answers: Answers) -> str:
-    """The stored lock for the answers' dependency set, e.g. ``sklearn-jwt-metrics.lock``."""
+    """The stored lock for the answers' dependency set, e.g. ``sklearn-jwt-metrics.lock``.
+
+    Serverless variants add Mangum and the Lambda runtime client: ``...-serverless.lock``.
+    """
     metrics = "metrics" if is_true(answers["use_prometheus"]) else "nometrics"
-    return f"{answers['model_framework']}-{answers['auth']}-{metrics}.lock"
+    serverless = "-serverless" if is_true(answers["use_serverless"]) else ""
+    return f"{answers['model_framework']}-{answers['auth']}-{metrics}{serverless}.lock"
 
 
 def distribution_name(slug: str) -> str:
@@ -256,6 +265,7 @@ def main() -> int:
         "use_docker": "{{ cookiecutter.use_docker }}",
         "ci": "{{ cookiecutter.ci }}",
         "use_kubernetes": "{{ cookiecutter.use_kubernetes }}",
+        "use_serverless": "{{ cookiecutter.use_serverless }}",
         "use_open_inference_protocol": "{{ cookiecutter.use_open_inference_protocol }}",
         "license": "{{ cookiecutter.license }}",
     }

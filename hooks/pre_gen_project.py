@@ -34,6 +34,13 @@ def kubernetes_error(use_kubernetes: bool, use_docker: bool) -> str | None:
     return None
 
 
+def serverless_error(use_serverless: bool, use_docker: bool) -> str | None:
+    """The Lambda function runs the project's Docker image, so it needs the Dockerfile."""
+    if use_serverless and not use_docker:
+        return "use_serverless=true needs use_docker=true: the Lambda function is the Docker image"
+    return None
+
+
 def python_error(version: tuple[int, int]) -> str | None:
     """The baked project and its tooling need Python 3.11 or newer."""
     if version < MIN_PYTHON:
@@ -53,6 +60,9 @@ def main() -> int:
         slug_error("{{ cookiecutter.project_slug }}"),
         kubernetes_error(
             as_bool("{{ cookiecutter.use_kubernetes }}"), as_bool("{{ cookiecutter.use_docker }}")
+        ),
+        serverless_error(
+            as_bool("{{ cookiecutter.use_serverless }}"), as_bool("{{ cookiecutter.use_docker }}")
         ),
     ]
     messages = [error for error in errors if error]

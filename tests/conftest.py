@@ -20,10 +20,28 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.variants import variant_id
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !Sub) kept as {"Ref": ...} mappings."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        return {name: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {name: loader.construct_sequence(node)}
+    return {name: loader.construct_mapping(node)}  # type: ignore[arg-type]
+
+
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
 UV = [sys.executable, "-m", "uv"]
 
 

@@ -18,7 +18,7 @@ import yaml
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
-from tests.conftest import Baked, dependencies, locked, run, shared_venv
+from tests.conftest import Baked, CfnLoader, dependencies, locked, run, shared_venv
 from tests.variants import DEFAULTS, SUPPORTED, UNSUPPORTED, variant_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +65,9 @@ def expected_presence(ctx: dict[str, Any], slug: str) -> dict[str, bool]:
         ".gitlab-ci.yml": ctx["ci"] == "gitlab",
         "deploy/k8s/kustomization.yaml": ctx["use_kubernetes"],
         "deploy/k8s/deployment.yaml": ctx["use_kubernetes"],
+        f"{pkg}/serverless.py": ctx["use_serverless"],
+        "template.yaml": ctx["use_serverless"],
+        "tests/test_serverless.py": ctx["use_serverless"],
         "monitoring": ctx["use_prometheus"],
         "monitoring/prometheus.yml": ctx["use_prometheus"],
         "monitoring/grafana/provisioning/datasources/prometheus.yml": ctx["use_prometheus"],
@@ -91,6 +94,11 @@ ABSENT_WORDS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "psycopg": lambda c: c["auth"] == "none",
     "APP_DATABASE_URL": lambda c: c["auth"] == "none",
     "/v2/models": lambda c: not c["use_open_inference_protocol"],
+    "mangum": lambda c: not c["use_serverless"],
+    "awslambdaric": lambda c: not c["use_serverless"],
+    "serverless": lambda c: not c["use_serverless"],
+    "aws lambda": lambda c: not c["use_serverless"],
+    "sam deploy": lambda c: not c["use_serverless"],
 }
 
 
@@ -178,7 +186,7 @@ def typing_python(run_dir: Path) -> Path:
                 requirements.update(dependencies(Path(project), ("dev", "postgres")))
             requirements.add(f"mypy=={version('mypy')}")
             union.write_text("\n".join(sorted(requirements)) + "\n", encoding="utf-8")
-    return shared_venv(run_dir, union.read_text(encoding="utf-8").split(), "typing venv")
+    return shared_venv(run_dir, union.read_text(encoding="utf-8").splitlines(), "typing venv")
 
 
 def test_mypy_strict(baked: Baked, typing_python: Path, run_dir: Path, worker_id: str) -> None:
@@ -196,7 +204,9 @@ def test_data_files_parse(baked: Baked) -> None:
         relative = path.relative_to(baked.path)
         try:
             if path.suffix in {".yml", ".yaml"}:
-                list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+                # CloudFormation's short tags (!Ref) only in the SAM template.
+                loader = CfnLoader if path.name == "template.yaml" else yaml.SafeLoader
+                list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader))
             elif path.suffix == ".toml":
                 tomllib.loads(path.read_text(encoding="utf-8"))
             elif path.suffix == ".json":

@@ -47,6 +47,12 @@ def test_kubernetes_needs_docker() -> None:
     assert pre.kubernetes_error(False, False) is None
 
 
+def test_serverless_needs_docker() -> None:
+    assert pre.serverless_error(True, False) is not None
+    assert pre.serverless_error(True, True) is None
+    assert pre.serverless_error(False, False) is None
+
+
 def test_python_version() -> None:
     assert pre.python_error((3, 10)) is not None
     assert pre.python_error((3, 11)) is None
@@ -87,6 +93,7 @@ def test_features_off_remove_their_files() -> None:
             use_prometheus=False,
             use_docker=False,
             use_kubernetes=False,
+            use_serverless=False,
             ci="none",
             use_open_inference_protocol=False,
             license="Proprietary",
@@ -94,6 +101,7 @@ def test_features_off_remove_their_files() -> None:
     )
     for path in ("monitoring", "Dockerfile", "docker-compose.yml", "deploy", ".github", "LICENSE"):
         assert path in removed
+    assert "template.yaml" in removed
 
 
 def test_remove_paths_handles_files_dirs_and_missing(tmp_path: Path) -> None:
@@ -163,6 +171,7 @@ def test_manifest_order_is_the_removal_order() -> None:
         use_docker=False,
         ci="none",
         use_kubernetes=False,
+        use_serverless=False,
         use_open_inference_protocol=False,
         license="Proprietary",
     )
@@ -319,6 +328,8 @@ def test_lock_name_names_the_dependency_set() -> None:
     assert post.lock_name(answers()) == "sklearn-jwt-metrics.lock"
     given = answers(model_framework="onnx", auth="api_key", use_prometheus=False)
     assert post.lock_name(given) == "onnx-api_key-nometrics.lock"
+    given = answers(auth="none", use_serverless=True)
+    assert post.lock_name(given) == "sklearn-none-metrics-serverless.lock"
 
 
 def test_install_lock_writes_uv_lock_and_removes_the_store(tmp_path: Path) -> None:

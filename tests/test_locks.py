@@ -1,10 +1,10 @@
 """Every baked project ships a ``uv.lock`` that is valid for its own dependency set.
 
-The template stores one lock per dependency set (model_framework x auth x use_prometheus) in
-``{{cookiecutter.project_slug}}/.locks/``, made by ``make locks`` (scripts/lock.py) for the
-default name and version; the post-generation hook picks the matching one and gives it the
-project's name and version. These tests bake every set and ask uv whether the result fits:
-``uv lock --check`` (the lock satisfies the baked pyproject.toml) and
+The template stores one lock per dependency set (model_framework x auth x use_prometheus x
+use_serverless) in ``{{cookiecutter.project_slug}}/.locks/``, made by ``make locks``
+(scripts/lock.py) for the default name and version; the post-generation hook picks the matching
+one and gives it the project's name and version. These tests bake every set and ask uv whether
+the result fits: ``uv lock --check`` (the lock satisfies the baked pyproject.toml) and
 ``uv sync --locked --dry-run`` (what the Dockerfile runs). A valid lock needs no package index
 for either, so each test takes well under a second.
 """
@@ -27,7 +27,7 @@ from tests.test_hooks import post
 from tests.variants import CHOICES
 
 LOCKS = ROOT / "{{cookiecutter.project_slug}}" / post.LOCKS_DIR
-DEPENDENCY_ANSWERS = ("model_framework", "auth", "use_prometheus")
+DEPENDENCY_ANSWERS = ("model_framework", "auth", "use_prometheus", "use_serverless")
 DEPENDENCY_SETS: list[dict[str, Any]] = [
     dict(zip(DEPENDENCY_ANSWERS, values, strict=True))
     for values in itertools.product(*(CHOICES[name] for name in DEPENDENCY_ANSWERS))

@@ -2,7 +2,7 @@
 
 ``SUPPORTED`` is generated: every value of every choice appears, and every pair of values of
 two different variables appears together in at least one variant (pairwise coverage), except
-pairs that a rule forbids (Kubernetes without Docker). The generator is greedy and
+pairs that a rule forbids (Kubernetes or serverless without Docker). The generator is greedy and
 deterministic, so the list and its ids are stable between runs.
 """
 
@@ -27,7 +27,8 @@ DEFAULTS: dict[str, Any] = {name: values[0] for name, values in CHOICES.items()}
 
 def allowed(variant: dict[str, Any]) -> bool:
     """The template's own rules (mirrors hooks/pre_gen_project.py)."""
-    return not (variant.get("use_kubernetes") and variant.get("use_docker") is False)
+    no_docker = variant.get("use_docker") is False
+    return not (no_docker and (variant.get("use_kubernetes") or variant.get("use_serverless")))
 
 
 def _pairs(variant: dict[str, Any]) -> set[tuple[tuple[str, Any], tuple[str, Any]]]:
@@ -85,4 +86,8 @@ UNSUPPORTED: dict[str, tuple[dict[str, Any], str]] = {
     "slug is a keyword": ({"project_slug": "import"}, "keyword"),
     "name that makes a bad slug": ({"project_name": "3D Model"}, "project_slug"),
     "kubernetes without docker": ({"use_kubernetes": True, "use_docker": False}, "use_docker"),
+    "serverless without docker": (
+        {"use_serverless": True, "use_kubernetes": False, "use_docker": False},
+        "use_serverless",
+    ),
 }

@@ -1,0 +1,162 @@
+"""``use_serverless``: the SAM template passes cfn-lint, and the Lambda handler works in-process.
+
+The fast tests lint the baked ``template.yaml`` with cfn-lint (SAM transform included) for each
+auth kind, check what it must say (HTTP API, the function from the project's Dockerfile, the
+secrets from NoEcho parameters and never a value) and show that cfn-lint does fail on a broken
+copy. The slow test installs serverless variants and runs their own ``tests/test_serverless.py``
+(API Gateway v2 and v1 events through the handler, the model loaded once), then times a cold
+start in a fresh interpreter: import the handler (the model loads) and answer a first event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import Baked, CfnLoader, install_project, run
+from tests.variants import DEFAULTS
+
+CFN_LINT = Path(sys.executable).parent / "cfn-lint"
+SERVERLESS = {"use_serverless": True}
+
+
+def cfn_lint(template: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CFN_LINT), "--format", "parseable", str(template)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("auth", ["jwt", "api_key", "none"])
+def test_sam_template_passes_cfn_lint(bake: Callable[..., Baked], auth: str) -> None:
+    baked = bake(auth=auth, **SERVERLESS)
+    what = f"[{baked.name}]"
+    template = baked.path / "template.yaml"
+    result = cfn_lint(template)
+    assert result.returncode == 0, f"{what} cfn-lint:\n{result.stdout}{result.stderr}"
+
+    doc = yaml.load(template.read_text(encoding="utf-8"), Loader=CfnLoader)
+    assert doc["Transform"] == "AWS::Serverless-2016-10-31"
+    function = doc["Resources"]["Function"]
+    props = function["Properties"]
+    assert function["Type"] == "AWS::Serverless::Function"
+    assert props["PackageType"] == "Image", what
+    assert function["Metadata"]["Dockerfile"] == "Dockerfile", what
+    assert (baked.path / function["Metadata"]["DockerContext"] / "Dockerfile").is_file(), what
+    assert props["MemorySize"] >= 512 and 0 < props["Timeout"] <= 30, what
+    assert [e["Type"] for e in props["Events"].values()] == ["HttpApi"], what
+    # The image's handler: the Lambda runtime client, pointed at the baked module.
+    assert props["ImageConfig"]["EntryPoint"][-2:] == ["-m", "awslambdaric"], what
+    module, attribute = props["ImageConfig"]["Command"][0].rsplit(".", 1)
+    assert attribute == "handler", what
+    source = baked.path / "src" / Path(*module.split("."))
+    assert source.with_suffix(".py").is_file(), f"{what} no {module}"
+
+    # Secrets only from NoEcho parameters, and no value for them in the template.
+    env = props["Environment"]["Variables"]
+    parameters = doc.get("Parameters", {})
+    secrets = {"APP_SECRET_KEY": "SecretKey", "APP_DATABASE_URL": "DatabaseUrl"}
+    for variable, parameter in secrets.items():
+        if (variable == "APP_SECRET_KEY" and auth != "jwt") or auth == "none":
+            assert variable not in env and parameter not in parameters, what
+            continue
+        assert env[variable] == {"Ref": parameter}, f"{what} {variable} is not its parameter"
+        assert parameters[parameter]["NoEcho"] is True, f"{what} {parameter} echoes"
+        assert "Default" not in parameters[parameter], f"{what} {parameter} has a value"
+
+
+def test_cfn_lint_fails_on_a_broken_template(bake: Callable[..., Baked], tmp_path: Path) -> None:
+    """The check above can fail: cfn-lint refuses a wrong type and an unknown property."""
+    baked = bake(**SERVERLESS)
+    text = (baked.path / "template.yaml").read_text(encoding="utf-8")
+    for broken in (
+        text.replace("MemorySize: 1024", "MemorySize: lots"),
+        text.replace("PackageType: Image", "PackageType: Image\n      Handler2: x"),
+    ):
+        assert broken != text
+        copy = tmp_path / "template.yaml"
+        copy.write_text(broken, encoding="utf-8")
+        result = cfn_lint(copy)
+        assert result.returncode != 0, f"cfn-lint passed a broken template:\n{broken}"
+
+
+COLD_START = """
+import json, sys, time
+started = time.perf_counter()
+from {slug} import serverless
+imported = time.perf_counter()
+event = {event}
+response = serverless.handler(event, None)
+answered = time.perf_counter()
+serverless.handler.close()
+print(json.dumps({{"status": response["statusCode"], "import_s": imported - started,
+                  "first_event_s": answered - imported}}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "answers",
+    [{}, {"model_framework": "onnx", "auth": "api_key", "use_prometheus": False}],
+    ids=["sklearn-jwt", "onnx-api_key"],
+)
+def test_lambda_handler_in_process(
+    bake: Callable[..., Baked], run_dir: Path, tmp_path: Path, answers: dict[str, Any]
+) -> None:
+    baked = bake(**answers, **SERVERLESS)
+    baked.context = {**DEFAULTS, **baked.context}
+    what = f"[{baked.name}]"
+    python, path_env = install_project(run_dir / "venvs", baked)
+    env = {**os.environ, **path_env}
+    run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_serverless.py"],
+        cwd=baked.path,
+        what=f"{what} the baked Lambda tests",
+        env=env,
+    )
+
+    # A cold start as Lambda makes one: a fresh interpreter imports the handler, then answers.
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/health/ready",
+        "rawQueryString": "",
+        "headers": {"host": "abc.execute-api.eu-west-1.amazonaws.com"},
+        "requestContext": {
+            "http": {"method": "GET", "path": "/health/ready", "sourceIp": "192.0.2.10"},
+            "requestId": "cold",
+            "stage": "$default",
+        },
+        "isBase64Encoded": False,
+    }
+    # As in the image: the demo model's artifact, made at build time, and compiled bytecode.
+    model = tmp_path / "model"
+    run([str(python), "-m", baked.slug, "train-demo", str(model)], cwd=tmp_path, what=what, env=env)
+    artifact = next(p for p in model.iterdir() if p.suffix in {".skops", ".onnx"})
+    run([str(python), "-m", "compileall", "-q", str(python.parent.parent)], cwd=tmp_path, what=what)
+    lambda_env = {
+        **env,
+        "APP_MODEL_PATH": str(artifact),
+        "APP_LOG_LEVEL": "warning",
+        "APP_SECRET_KEY": "cold-start-secret-key-0123456789abcdef",
+        "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+    }
+    script = COLD_START.format(slug=baked.slug, event=repr(event))
+    out = run([str(python), "-c", script], cwd=tmp_path, what=f"{what} cold start", env=lambda_env)
+    report = json.loads(out.strip().splitlines()[-1])
+    print(f"{what} Lambda cold start in-process: {json.dumps(report)}")
+    assert report["status"] == 200, f"{what} {report}"
+    # Lambda gives a function's init phase (the import, where the model loads) 10 s.
+    assert report["import_s"] < 10, f"{what} slow cold start {report}"
+    assert report["first_event_s"] < 1, f"{what} slow first event {report}"

@@ -1,4 +1,5 @@
-"""Security of a served project over real connections: TLS, mutual TLS and quotas on Redis.
+"""Security and resilience of a served project over real connections: TLS, mutual TLS, quotas
+on Redis, and a worker killed under load.
 
 Certificates are made by the test with the ``openssl`` command (a throw-away CA, a server
 certificate for 127.0.0.1 and client certificates). Quotas are checked against a real
@@ -8,13 +9,16 @@ is started on a free loopback port and stopped by PID.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +286,108 @@ def test_redis_going_down_fails_open(
         assert statuses == [200] * 5, f"with Redis down: {statuses}"
         assert client.get("/health/ready").status_code == 200
     assert "quota storage unreachable" in service.output()
+
+
+# --- Crash survival -------------------------------------------------------------------------------
+
+METERED = {"auth": "none", "use_prometheus": True, "use_open_inference_protocol": False}
+
+
+@dataclass
+class Load:
+    """Prediction requests from a few threads, each on a new connection, until stopped."""
+
+    url: str
+    ok: int = 0
+    failed: int = 0
+    other: int = 0
+    stopping: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.failed + self.other
+
+    def run(self, max_requests: int) -> None:
+        for _ in range(max_requests):
+            if self.stopping:
+                return
+            try:
+                with httpx.Client(base_url=self.url, timeout=30) as client:
+                    status = client.post("/predict", json=PREDICT).status_code
+            except httpx.TransportError:
+                status = 0
+            with self.lock:
+                if status == 200:
+                    self.ok += 1
+                elif status == 0:
+                    self.failed += 1
+                else:
+                    self.other += 1
+
+
+def wait_for(condition: Any, deadline_s: float, what: str) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {deadline_s}s: {what}")
+        time.sleep(0.05)  # poll interval, not synchronisation: the deadline decides
+
+
+def test_a_killed_worker_is_replaced_while_the_service_keeps_answering(
+    cookies_session: Any, services: list[Service]
+) -> None:
+    result = cookies_session.bake(extra_context=METERED)
+    assert result.exit_code == 0, f"bake failed: {result.exception!r}"
+    baked = Baked(Path(result.project_path), METERED)
+    python = make_venv(baked.path, f"[{baked.name}]")
+    service = start_service(python, baked.path, {}, f"[{baked.name}] 2 workers", "--workers", "2")
+    services.append(service)
+    service.wait_ready()
+    wait_for(lambda: len(worker_pids(service)) == 2, 60, "two workers")
+    before = worker_pids(service)
+
+    load = Load(service.url)
+    threads = [threading.Thread(target=load.run, args=(2000,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    ready_statuses: list[int] = []
+    try:
+        wait_for(lambda: load.ok >= 50, 60, "50 predictions under load")
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+
+        def replaced() -> bool:
+            with httpx.Client(base_url=service.url, timeout=10) as client:
+                try:
+                    ready_statuses.append(client.get("/health/ready").status_code)
+                except httpx.TransportError:
+                    ready_statuses.append(0)
+            workers = worker_pids(service)
+            return len(workers) == 2 and victim not in workers
+
+        wait_for(replaced, 60, "the killed worker replaced")
+        # Keep the load on for another 100 requests with the new worker in place.
+        target = load.total + 100
+        wait_for(lambda: load.total >= target, 120, "100 more requests after the restart")
+    finally:
+        load.stopping = True
+        for thread in threads:
+            thread.join(timeout=60)
+    total = load.total
+    print(f"\ncrash survival: {total} requests, {load.failed} failed, {load.other} not 200")
+    # Only requests in flight on the killed worker may fail: at most one per load thread.
+    assert load.failed <= len(threads), f"{load.failed} of {total} failed"
+    assert load.other == 0, f"{load.other} answers were not 200"
+    assert ready_statuses and all(status in (200, 0) for status in ready_statuses), ready_statuses
+    assert ready_statuses.count(0) <= 1, ready_statuses
+    with service.client() as client:
+        assert client.get("/health/ready").status_code == 200
+        metrics = client.get("/metrics").text
+    # Every prediction is counted once, the killed worker's included: /metrics still aggregates.
+    route = 'http_requests_total{method="POST",route="/predict",status="200"}'
+    counted = sum(
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(route)
+    )
+    assert load.ok <= counted <= load.ok + load.failed, (counted, load.ok, load.failed)
+    assert service.process.poll() is None, service.output()

@@ -113,7 +113,7 @@ def document_security(app: FastAPI) -> None:
                 responses.setdefault("403", error(f"The credentials lack the '{scope}' scope."))
         if guard is not None:
             schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-            model = guard.scheme.model.model_dump(by_alias=True, exclude_none=True)
+            model = guard.scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
             schemes.setdefault(guard.scheme.scheme_name, model)
         return schema
 

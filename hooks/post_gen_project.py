@@ -49,7 +49,7 @@ OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
             f"{PACKAGE}/security/passwords.py",
             f"{PACKAGE}/security/tokens.py",
             f"{PACKAGE}/security/users.py",
-            f"{PACKAGE}/security/bearer.py",
+            f"{PACKAGE}/security/jwt.py",
             f"{PACKAGE}/security/login_limit.py",
             f"{PACKAGE}/security/users_cli.py",
             f"{PACKAGE}/api/auth.py",

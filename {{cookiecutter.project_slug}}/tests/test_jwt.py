@@ -261,3 +261,46 @@ def test_cached_token_of_a_disabled_user_is_refused(make_settings: Any) -> None:
         assert app_client.post("/predict", json=PREDICT, headers=headers).status_code == 200
         users.disable("carol")
         assert app_client.post("/predict", json=PREDICT, headers=headers).status_code == 401
+
+
+def login(client: TestClient) -> str:
+    response = client.post("/token", data={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def predicts(client: TestClient, token: str) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    status: int = client.post("/predict", json=PREDICT, headers=headers).status_code
+    return status
+
+
+def test_secret_rotation_keeps_live_tokens_then_retires_the_old_key(make_settings: Any) -> None:
+    new_secret = "a-new-secret-key-after-rotation-0123456789"
+    with TestClient(create_app(make_settings())) as before:
+        before.app.state.auth.users.add("alice", PASSWORD, ["predict"])  # type: ignore[attr-defined]
+        old_token = login(before)
+    old_kid = jwt.get_unverified_header(old_token)["kid"]
+    assert SECRET not in old_kid
+
+    rotated = make_settings(secret_key=new_secret, previous_secret_keys=SECRET)
+    with TestClient(create_app(rotated)) as during:
+        assert predicts(during, old_token) == 200  # a live token survives the rotation
+        new_token = login(during)
+        assert jwt.get_unverified_header(new_token)["kid"] != old_kid  # signed with the new key
+        assert predicts(during, new_token) == 200
+        # A retired key verifies, never signs: a token it signs now is still only as good as
+        # its claims, and one naming an unknown key is refused.
+        unknown = jwt.encode(claims(), new_secret, headers={"kid": "0123456789abcdef"})
+        assert predicts(during, unknown) == 401
+
+    retired = make_settings(secret_key=new_secret)
+    with TestClient(create_app(retired)) as after:
+        assert predicts(after, old_token) == 401  # the retired key's tokens stop working
+        assert predicts(after, new_token) == 200
+
+
+def test_short_previous_key_is_refused(make_settings: Any) -> None:
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        make_settings(previous_secret_keys=f"{SECRET},too-short")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.observability.multiprocess import (
     ENV,
     prepare_multiprocess_dir,
@@ -64,6 +66,19 @@ def test_rejection_series_exist_before_the_first_rejection(anonymous: TestClient
     text = anonymous.get("/metrics").text
     assert 'inference_rejected_total{reason="queue_full"} 0.0' in text
     assert 'inference_rejected_total{reason="timeout"} 0.0' in text
+    assert 'inference_rejected_total{reason="rate_limited"}' in text
+
+
+def test_quota_refusals_are_counted(make_settings: Any, auth_headers: dict[str, str]) -> None:
+    series = 'inference_rejected_total{reason="rate_limited"}'
+    with TestClient(create_app(make_settings(rate_limit="1/hour"))) as client:
+        before = _sample(client.get("/metrics").text, series)
+        statuses = [
+            client.post("/predict", json={"instances": [IRIS_ROW]}, headers=auth_headers)
+            for _ in range(3)
+        ]
+        assert [response.status_code for response in statuses] == [200, 429, 429]
+        assert _sample(client.get("/metrics").text, series) - before == 2
 
 
 def test_made_up_methods_share_one_label(anonymous: TestClient) -> None:

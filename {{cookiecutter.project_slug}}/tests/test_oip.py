@@ -109,6 +109,34 @@ def test_json_body_without_json_content_type(client: TestClient) -> None:
     assert response.json()["outputs"][0]["data"] == ["setosa"]
 
 
+@pytest.mark.parametrize("content_type", [None, "application/json; charset=utf-8"])
+def test_json_body_as_oip_clients_declare_it(client: TestClient, content_type: str | None) -> None:
+    """Triton's HTTP client declares no Content-Type; others declare JSON."""
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = client.post(
+        f"/v2/models/{_name(client)}/infer",
+        content=json.dumps({"inputs": [tensor]}),
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_a_body_a_browser_form_could_send_is_415(client: TestClient, content_type: str) -> None:
+    """The content types a page on any site may post without a preflight are refused."""
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+    response = client.post(
+        f"/v2/models/{_name(client)}/infer",
+        content=json.dumps({"inputs": [tensor]}),
+        headers={"Content-Type": content_type},
+    )
+    assert response.status_code == 415, response.text
+    assert "application/json" in response.json()["error"]
+
+
 def test_unknown_model_is_404(client: TestClient) -> None:
     tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
     response = client.post("/v2/models/nope/infer", json={"inputs": [tensor]})

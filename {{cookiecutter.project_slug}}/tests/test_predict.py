@@ -83,6 +83,27 @@ def test_openapi_documents_predict_like_its_other_routes(client: TestClient) -> 
 {%- endif %}
 
 
+def test_every_security_requirement_names_a_declared_scheme(client: TestClient) -> None:
+    """The guarded operations' security is written by access.document_security; check it."""
+    document = client.get("/openapi.json").json()
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    used = {
+        name
+        for methods in document["paths"].values()
+        for operation in methods.values()
+        for requirement in operation.get("security", [])
+        for name in requirement
+    }
+    assert "x-scope" not in json.dumps(document)
+{%- if cookiecutter.auth != "none" %}
+    assert used, "no operation is guarded"
+    assert used <= set(schemes), f"undeclared schemes: {used - set(schemes)}"
+{%- else %}
+    assert not used
+    assert not schemes
+{%- endif %}
+
+
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_non_finite_numbers_are_422(client: TestClient, literal: str) -> None:
     raw = '{"instances": [[5.1, ' + literal + ", 1.4, 0.2]]}"

@@ -56,6 +56,9 @@ class Recorder:
         self.batches: list[int] = []
         self.rejections: list[str] = []
 
+    def model_loaded(self, metadata: object) -> None:
+        pass
+
     def inference_done(self, seconds: float, rows: int) -> None:
         pass
 

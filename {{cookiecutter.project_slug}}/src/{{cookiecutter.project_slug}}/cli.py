@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import ssl
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -51,9 +52,16 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if settings.model_path is not None and not settings.model_path.is_file():
-        typer.echo(f"error: APP_MODEL_PATH: no file at {settings.model_path}", err=True)
-        raise typer.Exit(2)
+    files = {
+        "APP_MODEL_PATH": settings.model_path,
+        "APP_SSL_CERTFILE": settings.ssl_certfile,
+        "APP_SSL_KEYFILE": settings.ssl_keyfile,
+        "APP_SSL_CA_CERTS": settings.ssl_ca_certs,
+    }
+    for name, path in files.items():
+        if path is not None and not path.is_file():
+            typer.echo(f"error: {name}: no file at {path}", err=True)
+            raise typer.Exit(2)
     workers = workers or settings.workers
     configure_logging(settings.log_level, settings.log_format)
 {%- if cookiecutter.use_prometheus %}
@@ -62,6 +70,7 @@ def serve(
     # After a graceful shutdown uvicorn re-raises the signal that stopped it. Having drained,
     # the service stopped as asked: exit 0 rather than be killed by SIGTERM.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    tls = settings.ssl_certfile is not None
     uvicorn.run(
         "{{ cookiecutter.project_slug }}.main:app",
         host=host or settings.host,
@@ -71,6 +80,12 @@ def serve(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        # HTTPS only when a certificate is set; with CA certificates, clients must present a
+        # certificate they signed (mutual TLS).
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
+        ssl_ca_certs=None if settings.ssl_ca_certs is None else str(settings.ssl_ca_certs),
+        ssl_cert_reqs=ssl.CERT_REQUIRED if tls and settings.ssl_ca_certs else ssl.CERT_NONE,
     )
 
 

@@ -6,7 +6,6 @@ under ``static/redoc`` (version and license in its NOTICE file). No page loads a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +19,20 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from .model.runner import InferenceRunner
 from .state import ServiceState
 
 SWAGGER_ASSETS = "/docs/assets"
 REDOC_ASSETS = "/redoc/assets"
 REDOC_DIR = Path(__file__).parent / "static" / "redoc"
 
-# Completes the OpenAPI document for the model being served (its request schemas, say).
-Documenter = Callable[[dict[str, Any], InferenceRunner], None]
 
-
-def document_model(app: FastAPI, state: ServiceState) -> list[Documenter]:
-    """Make ``/openapi.json`` describe the served model; returns the list of documenters to fill.
+def document_model(app: FastAPI, state: ServiceState) -> None:
+    """Make ``/openapi.json`` describe the served model, with ``state.documenters``.
 
     The request bodies depend on the model, which loads after the app is built, so the document
     follows FastAPI's "Extending OpenAPI" recipe: generated on first use, completed by each
     documenter, and kept only once the model is loaded.
     """
-    documenters: list[Documenter] = []
     generic = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -49,12 +43,11 @@ def document_model(app: FastAPI, state: ServiceState) -> list[Documenter]:
         if runner is None:
             app.openapi_schema = None  # the model is not loaded yet: do not keep this one
             return schema
-        for document in documenters:
+        for document in state.documenters:
             document(schema, runner)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return documenters
 
 
 def install_docs(app: FastAPI) -> None:

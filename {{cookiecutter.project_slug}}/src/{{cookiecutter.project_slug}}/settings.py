@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-{% if cookiecutter.auth == "jwt" %}
-from pydantic import Field, SecretStr, ValidationError, field_validator
-{%- else %}
-from pydantic import Field, ValidationError
-{%- endif %}
+
+from limits import parse_many
+from pydantic import Field, {% if cookiecutter.auth == "jwt" %}SecretStr, {% endif %}ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -75,10 +73,62 @@ class Settings(BaseSettings):
     inference_timeout_s: float = Field(default=10.0, gt=0)
     max_batch_size: int = Field(default=1, ge=1)
     max_batch_wait_ms: float = Field(default=2.0, ge=0)
+
+    # Quotas, shared counters
+    rate_limit: str = Field(
+        default="",
+        description="Inference requests allowed per client, in `limits` notation "
+        "(`100/second`, `1000/minute;20/second`); empty: no quota.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where quotas{{ ' and failed logins' if cookiecutter.auth == 'jwt' else '' }} are counted: memory:// (per process) or "
+        "redis://host:port/db (shared by every process and replica).",
+    )
+    trust_forwarded_for: bool = Field(
+        default=False,
+        description="Take the client address from X-Forwarded-For (only behind a trusted proxy).",
+    )
+
+    # Browsers and transport
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated origins whose scripts may call the service; empty: none.",
+    )
+    ssl_certfile: Path | None = Field(default=None, description="Serve HTTPS with this cert.")
+    ssl_keyfile: Path | None = Field(default=None, description="The certificate's private key.")
+    ssl_ca_certs: Path | None = Field(
+        default=None, description="Require client certificates signed by these CAs (mutual TLS)."
+    )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        if value.strip():
+            parse_many(value)  # ValueError names what it cannot read
+        return value.strip()
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _storage_is_known(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("must be memory:// or a redis:// (rediss://) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_files_go_together(self) -> Settings:
+        if (self.ssl_keyfile or self.ssl_ca_certs) and not self.ssl_certfile:
+            raise ValueError("APP_SSL_KEYFILE and APP_SSL_CA_CERTS need APP_SSL_CERTFILE")
+        return self
 {%- if cookiecutter.auth == "jwt" %}
 
     # Tokens
     secret_key: SecretStr = Field(description="HMAC key for tokens: at least 32 bytes of UTF-8.")
+    previous_secret_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated retired keys: they verify the tokens they signed, never "
+        "sign; remove one APP_TOKEN_EXPIRE_MINUTES after the rotation.",
+    )
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "{{ cookiecutter.project_slug.replace('_', '-') }}"
     jwt_audience: str = "{{ cookiecutter.project_slug.replace('_', '-') }}"
@@ -94,19 +144,19 @@ class Settings(BaseSettings):
     login_rate_limit: str = Field(
         default="10/minute", description="Failed logins allowed per client, in `limits` notation."
     )
-    rate_limit_storage: str = Field(
-        default="memory://", description="Where failed logins are counted (memory://, redis://...)."
-    )
-    trust_forwarded_for: bool = Field(
-        default=False,
-        description="Take the client address from X-Forwarded-For (only behind a trusted proxy).",
-    )
 
     @field_validator("secret_key")
     @classmethod
     def _secret_key_is_long_enough(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value().encode("utf-8")) < 32:
             raise ValueError("must be at least 32 bytes; generate one with: openssl rand -hex 32")
+        return value
+
+    @field_validator("previous_secret_keys")
+    @classmethod
+    def _previous_keys_are_long_enough(cls, value: SecretStr) -> SecretStr:
+        if any(len(key.encode("utf-8")) < 32 for key in split_list(value.get_secret_value())):
+            raise ValueError("each key must be at least 32 bytes")
         return value
 {%- elif cookiecutter.auth == "api_key" %}
 
@@ -121,6 +171,11 @@ class Settings(BaseSettings):
 {%- endif %}
 
 
+def split_list(text: str) -> list[str]:
+    """A comma-separated setting as a list, without blanks."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def load_settings() -> Settings:
     """Read the settings, turning validation errors into one readable message."""
     try:
@@ -132,5 +187,6 @@ def load_settings() -> Settings:
             message = error["msg"]
             if error["type"] == "missing":
                 message = "is required but not set"
-            lines.append(f"{name}: {message}")
+            # A check of several settings together names them in its message.
+            lines.append(f"{name}: {message}" if error["loc"] else message)
         raise ConfigError("invalid configuration: " + "; ".join(lines)) from None

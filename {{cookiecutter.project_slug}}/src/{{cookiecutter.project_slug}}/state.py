@@ -1,24 +1,38 @@
-"""What the routes share at run time: the loaded model's runner and the drain flag."""
+"""What the routes share at run time: the model's runner, the drain flag, and the installed
+guard, quota and observer."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException, Request, status
 
-from .model.runner import InferenceRunner
+from .model.runner import InferenceObserver, InferenceRunner
+
+if TYPE_CHECKING:
+    from .access import Guard, Quota
+
+# Completes the OpenAPI document for the model being served (its request schemas, say).
+Documenter = Callable[[dict[str, Any], InferenceRunner], None]
 
 
 @dataclass
 class ServiceState:
     runner: InferenceRunner | None = None
     draining: bool = False
+    # Filled by the installers (see wiring.py): who may call, their quota, who measures.
+    guard: Guard | None = None
+    quota: Quota | None = None
+    observer: InferenceObserver | None = None
+    # Complete the OpenAPI document once the model is loaded (see docs.py).
+    documenters: list[Documenter] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:

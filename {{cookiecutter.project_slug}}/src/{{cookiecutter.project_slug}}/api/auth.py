@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from ..security.bearer import JwtAuth, current_principal, jwt_auth, unauthorized
+from ..security.jwt import JwtAuth, current_principal, jwt_auth, unauthorized
 from ..security.principal import Principal
 from .schemas import error
 

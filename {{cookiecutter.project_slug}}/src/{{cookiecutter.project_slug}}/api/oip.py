@@ -10,24 +10,21 @@ import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
 
 from .. import __version__
+from ..access import admit, requires, scope_marker
 from ..errors import model_error_status, validation_failed
 from ..model.base import ModelError, ModelMetadata, Rows
 from ..model.runner import InferenceRunner, InferenceTimeout, Overloaded
 from ..model.signature import Feature
 from ..observability.logging import current_request_id
-{%- if cookiecutter.auth == "jwt" %}
-from ..security.bearer import OPENAPI_SECURITY, authorize
-{%- elif cookiecutter.auth == "api_key" %}
-from ..security.api_key import OPENAPI_SECURITY, authorize
-{%- endif %}
-from ..state import service_state
-from .schemas import json_body, read_json
+from ..settings import Settings
+from ..state import ServiceState, service_state
+from .schemas import json_body, json_content_type, read_json
 
 Datatype = Literal["FP32", "FP64", "INT64", "INT32", "BOOL", "BYTES"]
 INTEGER_TYPES = ("INT64", "INT32")
@@ -41,6 +38,8 @@ ACCEPTED: dict[str, tuple[str, ...]] = {
 OUTPUT_NAME = "predict"
 PROBABILITIES = "probabilities"
 MATRIX_INPUT = "input-0"
+# Besides JSON: what the binary-tensor extension's clients may declare.
+OIP_CONTENT_TYPES = frozenset({b"application/octet-stream"})
 
 
 class OipError(BaseModel):
@@ -130,6 +129,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "Bad input",
         404: "Unknown model",
         413: "Body too large",
+        415: "The body is not sent as JSON",
         500: "The model failed",
         503: "Not ready or overloaded",
         504: "Timeout",
@@ -138,9 +138,12 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 server_router = APIRouter(prefix="/v2", tags=["open inference protocol"])
-model_router = APIRouter(prefix="/v2/models", tags=["open inference protocol"])
-# Routes that check credentials themselves; main.py adds no dependencies to these.
+model_router = APIRouter(
+    prefix="/v2/models", tags=["open inference protocol"], dependencies=[requires("predict")]
+)
+# Routes that check credentials themselves, without dependency injection.
 inference_router = APIRouter(prefix="/v2/models", tags=["open inference protocol"])
+PREDICT = scope_marker("predict")
 
 
 @server_router.get("", response_model=ServerMetadata)
@@ -203,7 +206,12 @@ def _label_type(meta: ModelMetadata) -> str:
     return "FP64" if any(isinstance(c, float) for c in classes) else "INT64"
 
 
-@model_router.get("/{name}", response_model=ModelMetadataResponse, responses=_errors(404, 503))
+@model_router.get(
+    "/{name}",
+    response_model=ModelMetadataResponse,
+    responses=_errors(404, 503),
+    openapi_extra=PREDICT,
+)
 async def model_metadata(name: str, request: Request) -> ModelMetadataResponse | JSONResponse:
     try:
         runner = _runner(request, name)
@@ -220,7 +228,9 @@ async def model_metadata(name: str, request: Request) -> ModelMetadataResponse |
     )
 
 
-@model_router.get("/{name}/ready", response_model=ModelReadiness, responses=_errors(404))
+@model_router.get(
+    "/{name}/ready", response_model=ModelReadiness, responses=_errors(404), openapi_extra=PREDICT
+)
 async def model_ready(name: str, request: Request) -> JSONResponse:
     state = service_state(request)
     if state.runner is not None and name != state.runner.predictor.metadata.name:
@@ -323,27 +333,25 @@ def _flatten(data: list[Any]) -> list[Any]:
 @inference_router.post(
     "/{name}/infer",
     response_model=InferenceResponse,
-    responses=_errors(400, 404, 413, 500, 503, 504),
-{%- if cookiecutter.auth != "none" %}
-    openapi_extra={**json_body(InferenceRequest), "security": OPENAPI_SECURITY},
-{%- else %}
-    openapi_extra=json_body(InferenceRequest),
-{%- endif %}
+    responses=_errors(400, 404, 413, 415, 500, 503, 504),
+    openapi_extra={**json_body(InferenceRequest), **PREDICT},
 )
 async def infer(name: str, request: Request) -> JSONResponse:
     """Run the model on its input tensors: one matrix, or one tensor per named feature.
 
     Written like ``POST /predict``, without dependency injection or a body parameter (see
-    there). The body is read as JSON whatever its Content-Type says: the protocol's clients,
-    Triton's among them, send JSON tensors without declaring ``application/json``.
+    there). The protocol's clients do not all declare ``application/json``: Triton's sends no
+    Content-Type at all, and the binary-tensor extension's clients may send
+    ``application/octet-stream``. Those are read as JSON; the types a browser may send to
+    any site (forms, text) are refused with 415.
     """
-{%- if cookiecutter.auth != "none" %}
-    await authorize(request, "predict")
-{%- endif %}
+    await admit(request, "predict")
     try:
         runner = _runner(request, name)
     except OipProblem as exc:
         return problem_response(exc)
+    if not json_content_type(request, OIP_CONTENT_TYPES):
+        return problem_response(OipProblem(415, "send the body as JSON (application/json)"))
     meta = runner.predictor.metadata
     body = await read_json(request, request_model(meta))
     _, outputs = _tensors(meta)
@@ -430,3 +438,13 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     return JSONResponse({"error": f"{where}: {first['msg']}"}, status_code=400)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Serve the protocol's routes under /v2, with its own error shape."""
+    state: ServiceState = app.state.service
+    state.documenters.append(document)
+    app.include_router(server_router)
+    app.include_router(model_router)
+    app.include_router(inference_router)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from ..access import admit, requires, scope_marker
 from ..model.runner import InferenceRunner
-{%- if cookiecutter.auth == "jwt" %}
-from ..security.bearer import OPENAPI_SECURITY, authorize
-{%- elif cookiecutter.auth == "api_key" %}
-from ..security.api_key import OPENAPI_SECURITY, authorize
-{%- endif %}
 from ..state import ready_runner
 from .schemas import (
     INFERENCE_ERRORS,
@@ -22,16 +18,21 @@ from .schemas import (
     PredictResponse,
     inline_schema,
     json_body,
+    require_json,
 )
 from .signature_schema import predict_schema
 
 router = APIRouter(tags=["model"])
-# Routes that check credentials themselves; main.py adds no dependencies to these.
-inference_router = APIRouter(tags=["model"])
 Runner = Annotated[InferenceRunner, Depends(ready_runner)]
 
 
-@router.get("/model", response_model=ModelInfo, responses=NOT_READY)
+@router.get(
+    "/model",
+    response_model=ModelInfo,
+    responses=NOT_READY,
+    dependencies=[requires("predict")],
+    openapi_extra=scope_marker("predict"),
+)
 async def model_info(runner: Runner) -> ModelInfo:
     """Name, version and signature of the served model: what `/predict` takes and gives."""
     meta = runner.predictor.metadata
@@ -61,25 +62,11 @@ async def model_info(runner: Runner) -> ModelInfo:
     )
 
 
-def require_json(request: Request) -> None:
-    """415 for a body declared as anything but JSON: what keeps cross-site form posts out."""
-    for name, value in request.scope["headers"]:
-        if name == b"content-type":
-            kind = value.split(b";", 1)[0].strip().lower()
-            if kind != b"application/json" and not (
-                kind.startswith(b"application/") and kind.endswith(b"+json")
-            ):
-                raise HTTPException(415, detail="send the body as JSON (application/json)")
-            return
-
-
-@inference_router.post(
+@router.post(
     "/predict",
     response_model=PredictResponse,
     responses=INFERENCE_ERRORS,
-{%- if cookiecutter.auth != "none" %}
-    openapi_extra={"security": OPENAPI_SECURITY},
-{%- endif %}
+    openapi_extra=scope_marker("predict"),
 )
 async def predict(request: Request) -> JSONResponse:
     """Predict a label (classifier) or a value (regressor) per instance.
@@ -90,9 +77,7 @@ async def predict(request: Request) -> JSONResponse:
     model does. The checks run in the same order and raise the same errors as the
     dependency-based routes.
     """
-{%- if cookiecutter.auth != "none" %}
-    await authorize(request, "predict")
-{%- endif %}
+    await admit(request, "predict")
     runner = await ready_runner(request)
     require_json(request)
     meta = runner.predictor.metadata

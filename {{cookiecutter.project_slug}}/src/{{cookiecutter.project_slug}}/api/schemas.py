@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
@@ -149,3 +149,30 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 
     inlined: dict[str, Any] = inline(schema)
     return inlined
+
+
+JSON = b"application/json"
+
+
+def json_content_type(request: Request, also: frozenset[bytes] = frozenset()) -> bool:
+    """Whether the body is declared as JSON (or one of ``also``), or not declared at all.
+
+    Refusing the rest is what keeps cross-site form posts out: a browser sends
+    ``text/plain``, ``application/x-www-form-urlencoded`` and ``multipart/form-data`` to any
+    origin without asking first, but never ``application/json``.
+    """
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            kind = value.split(b";", 1)[0].strip().lower()
+            return (
+                kind == JSON
+                or (kind.startswith(b"application/") and kind.endswith(b"+json"))
+                or kind in also
+            )
+    return True
+
+
+def require_json(request: Request) -> None:
+    """415 for a body declared as anything but JSON, as FastAPI's own body parameters do."""
+    if not json_content_type(request):
+        raise HTTPException(415, detail="send the body as JSON (application/json)")

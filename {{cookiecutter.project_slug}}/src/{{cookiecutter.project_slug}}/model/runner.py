@@ -20,14 +20,17 @@ import time
 from types import TracebackType
 from typing import Protocol
 
-from .base import Prediction, Predictor, Rows
+from .base import ModelMetadata, Prediction, Predictor, Rows
 from .batching import BatchQueue, Pending, predict_batch
 
 logger = logging.getLogger(__name__)
 
 
 class InferenceObserver(Protocol):
-    """Receives what the runner measures (durations, batch sizes, rejections)."""
+    """Receives what the runner measures (durations, batch sizes, rejections), and the model
+    once it is loaded."""
+
+    def model_loaded(self, metadata: ModelMetadata) -> None: ...
 
     def inference_done(self, seconds: float, rows: int) -> None: ...
 
@@ -37,6 +40,9 @@ class InferenceObserver(Protocol):
 
 
 class NullObserver:
+    def model_loaded(self, metadata: ModelMetadata) -> None:
+        pass
+
     def inference_done(self, seconds: float, rows: int) -> None:
         pass
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 
+from fastapi import FastAPI
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -32,6 +33,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..model.base import ModelMetadata
+from ..settings import Settings
+from ..state import ServiceState
+from ..wiring import Lifespan, on_exit
 from .multiprocess import ENV
 from .routes import route_template
 
@@ -39,7 +43,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 # The reasons the inference runner gives; their series exist (at 0) before the first rejection,
 # so that rate() and alerts see a value instead of nothing.
-REJECTION_REASONS = ("queue_full", "timeout")
+REJECTION_REASONS = ("queue_full", "timeout", "rate_limited")
 # Any other method a client makes up is counted as "other", so it cannot add series at will.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -77,6 +81,9 @@ _REJECTED_BY_REASON = {reason: REJECTED.labels(reason=reason) for reason in REJE
 
 class PrometheusObserver:
     """Feeds the inference runner's measurements into the model metrics."""
+
+    def model_loaded(self, metadata: ModelMetadata) -> None:
+        record_model(metadata)
 
     def inference_done(self, seconds: float, rows: int) -> None:
         INFERENCE_DURATION.observe(seconds)
@@ -160,3 +167,12 @@ def _collecting_registry() -> CollectorRegistry:
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text for every worker process together."""
     return Response(generate_latest(_collecting_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def install(app: FastAPI, settings: Settings) -> Lifespan:
+    """Count requests and inferences, and serve them on /metrics (no credentials)."""
+    state: ServiceState = app.state.service
+    state.observer = PrometheusObserver()
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(MetricsMiddleware)
+    return on_exit(mark_worker_exit)

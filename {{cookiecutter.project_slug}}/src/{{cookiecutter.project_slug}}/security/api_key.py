@@ -1,4 +1,4 @@
-"""API-key authentication: the FastAPI dependencies that guard routes by scope.
+"""auth=api_key: machine clients send a key, made with the ``keys`` command, in ``X-API-Key``.
 
 The key is read from the ``X-API-Key`` header only. Query strings end up in access logs,
 proxy logs and browser history, so a key sent there is not looked at.
@@ -6,14 +6,15 @@ proxy logs and browser history, so a key sent there is not looked at.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from ..settings import Settings
+from ..state import ServiceState
+from ..wiring import Lifespan, on_exit
 from .database import Database
 from .keys import KeyStore, digest
 from .principal import Principal, PrincipalCache
@@ -38,11 +39,27 @@ class ApiKeyAuth:
         active_keys = PrincipalCache(keys.principal_by_digest, settings.key_cache_ttl_s)
         return cls(database, keys, active_keys)
 
+    @property
+    def scheme(self) -> APIKeyHeader:
+        return api_key_scheme
 
-# Coroutines: FastAPI runs a plain ``def`` dependency in a worker thread.
-async def api_key_auth(request: Request) -> ApiKeyAuth:
-    auth: ApiKeyAuth = request.app.state.auth
-    return auth
+    async def authorize(self, request: Request, scope: str) -> Principal:
+        """The caller, if its key is valid and grants ``scope``: one plain call, for routes
+        that skip dependency injection (see ``api/predict.py``)."""
+        principal = await principal_for(self, await api_key_scheme(request))
+        return check_scope(principal, scope)
+
+    def close(self) -> None:
+        self.database.close()
+
+
+def install(app: FastAPI, settings: Settings) -> Lifespan:
+    """Guard the model's routes with API keys."""
+    auth = ApiKeyAuth.from_settings(settings)
+    app.state.auth = auth
+    state: ServiceState = app.state.service
+    state.guard = auth
+    return on_exit(auth.close)
 
 
 async def principal_for(auth: ApiKeyAuth, key: str | None) -> Principal:
@@ -74,32 +91,3 @@ def check_scope(principal: Principal, scope: str) -> Principal:
             status.HTTP_403_FORBIDDEN, detail=f"this API key lacks the '{scope}' scope"
         )
     return principal
-
-
-async def current_principal(
-    key: str | None = Depends(api_key_scheme), auth: ApiKeyAuth = Depends(api_key_auth)
-) -> Principal:
-    return await principal_for(auth, key)
-
-
-def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency that lets through only keys that grant ``scope``."""
-
-    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
-        return check_scope(principal, scope)
-
-    return dependency
-
-
-async def authorize(request: Request, scope: str) -> Principal:
-    """``require_scope`` as one plain call, for a route that skips dependency injection.
-
-    Resolving the dependency chain above costs FastAPI more per request than the rest of the
-    check; the prediction route calls this instead (see ``api/predict.py``).
-    """
-    principal = await principal_for(request.app.state.auth, await api_key_scheme(request))
-    return check_scope(principal, scope)
-
-
-# What ``require_scope`` adds to a route's OpenAPI operation, for routes that call ``authorize``.
-OPENAPI_SECURITY: list[dict[str, list[str]]] = [{api_key_scheme.scheme_name: []}]

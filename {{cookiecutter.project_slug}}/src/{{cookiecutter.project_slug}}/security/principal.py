@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from ..access import Principal as Principal
 
 SCOPES: dict[str, str] = {
     "predict": "Call the model and read its metadata.",
     "admin": "Administer the service.",
 }
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    scopes: frozenset[str]
 
 
 def parse_scopes(text: str) -> frozenset[str]:

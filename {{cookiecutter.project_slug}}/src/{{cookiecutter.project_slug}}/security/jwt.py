@@ -1,17 +1,18 @@
-"""Bearer-token authentication: the FastAPI dependencies that guard routes by scope."""
+"""auth=jwt: users log in at ``/token`` for short-lived bearer tokens signed by this service."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import jwt
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from starlette.concurrency import run_in_threadpool
 
-from ..settings import Settings
+from ..settings import Settings, split_list
+from ..state import ServiceState
+from ..wiring import Lifespan, on_exit
 from .database import Database
 from .login_limit import LoginLimiter
 from .principal import SCOPES, Principal, PrincipalCache, parse_scopes
@@ -43,6 +44,10 @@ class JwtAuth:
             audience=settings.jwt_audience,
             expire=timedelta(minutes=settings.token_expire_minutes),
             leeway_s=settings.jwt_leeway_s,
+            previous=tuple(
+                key.encode("utf-8")
+                for key in split_list(settings.previous_secret_keys.get_secret_value())
+            ),
         )
         limiter = LoginLimiter(
             settings.login_rate_limit, settings.rate_limit_storage, settings.trust_forwarded_for
@@ -50,6 +55,32 @@ class JwtAuth:
         users = UserStore(database)
         active_users = PrincipalCache(users.active, settings.user_cache_ttl_s)
         return cls(database, users, active_users, tokens, limiter, VerifiedTokens())
+
+    @property
+    def scheme(self) -> OAuth2PasswordBearer:
+        return bearer_scheme
+
+    async def authorize(self, request: Request, scope: str) -> Principal:
+        """The caller, if its token is valid and grants ``scope``: one plain call, for routes
+        that skip dependency injection (resolving a dependency chain costs FastAPI more per
+        request than checking a cached token does; see ``api/predict.py``)."""
+        principal = await principal_for(self, await bearer_scheme(request))
+        return check_scope(principal, scope)
+
+    def close(self) -> None:
+        self.database.close()
+
+
+def install(app: FastAPI, settings: Settings) -> Lifespan:
+    """Guard the model's routes with bearer tokens, and add ``/token`` and ``/users/me``."""
+    from ..api.auth import router
+
+    auth = JwtAuth.from_settings(settings)
+    app.state.auth = auth
+    state: ServiceState = app.state.service
+    state.guard = auth
+    app.include_router(router)
+    return on_exit(auth.close)
 
 
 # The dependencies below are coroutines: FastAPI runs a plain ``def`` dependency in a worker
@@ -103,26 +134,3 @@ async def current_principal(
     token: str | None = Depends(bearer_scheme), auth: JwtAuth = Depends(jwt_auth)
 ) -> Principal:
     return await principal_for(auth, token)
-
-
-def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency that lets through only callers whose token grants ``scope``."""
-
-    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
-        return check_scope(principal, scope)
-
-    return dependency
-
-
-async def authorize(request: Request, scope: str) -> Principal:
-    """``require_scope`` as one plain call, for a route that skips dependency injection.
-
-    Resolving the dependency chain above costs FastAPI more per request than checking a
-    cached token does; the prediction route calls this instead (see ``api/predict.py``).
-    """
-    principal = await principal_for(request.app.state.auth, await bearer_scheme(request))
-    return check_scope(principal, scope)
-
-
-# What ``require_scope`` adds to a route's OpenAPI operation, for routes that call ``authorize``.
-OPENAPI_SECURITY: list[dict[str, list[str]]] = [{bearer_scheme.scheme_name: []}]

@@ -23,7 +23,7 @@ import pytest
 from mangum import Mangum
 from mangum.types import LambdaCognitoIdentity, LambdaMobileClientContext
 
-from {{ cookiecutter.project_slug }} import main
+from {{ cookiecutter.project_slug }} import main, service
 from {{ cookiecutter.project_slug }}.model.base import Predictor
 from {{ cookiecutter.project_slug }}.model.loader import load_predictor
 
@@ -182,7 +182,7 @@ def function(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lambda]:
 {%- if cookiecutter.auth == "jwt" %}
         patch.setenv("APP_SECRET_KEY", SECRET)
 {%- endif %}
-        patch.setattr(main, "load_predictor", counted)
+        patch.setattr(service, "load_predictor", counted)
         sys.modules.pop(MODULE, None)
         module = importlib.import_module(MODULE)
         try:

@@ -43,6 +43,10 @@ OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
         lambda a: a["auth"] != "none",
         [f"{PACKAGE}/security"],
     ),
+    "database": (
+        lambda a: a["auth"] in {"jwt", "api_key"},
+        [f"{PACKAGE}/security/database.py"],
+    ),
     "jwt": (
         lambda a: a["auth"] == "jwt",
         [
@@ -64,6 +68,10 @@ OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
             f"{PACKAGE}/security/keys_cli.py",
             "tests/test_api_key.py",
         ],
+    ),
+    "oidc": (
+        lambda a: a["auth"] == "oidc",
+        [f"{PACKAGE}/security/oidc.py", "tests/test_oidc.py", "tests/identity_provider.py"],
     ),
     "prometheus": (
         lambda a: is_true(a["use_prometheus"]),

@@ -37,7 +37,7 @@ def covered_pairs(variants: list[dict[str, Any]]) -> set[tuple[tuple[str, Any], 
 
 
 def test_choices_come_from_cookiecutter_json() -> None:
-    assert CHOICES["auth"] == ["jwt", "api_key", "none"]
+    assert CHOICES["auth"] == ["jwt", "oidc", "api_key", "none"]
     assert CHOICES["use_prometheus"] == [True, False]
     assert "project_name" not in CHOICES  # free text is not a choice
     assert {name: values[0] for name, values in CHOICES.items()} == DEFAULTS

@@ -3,7 +3,7 @@
     python bench/load.py --concurrency 64 --duration 15 --rows 1
 
 The service runs from this checkout (``python -m {{ cookiecutter.project_slug }} serve``) on a free
-loopback port{% if cookiecutter.auth == "jwt" %}, with a throw-away user database and a fresh token{% elif cookiecutter.auth == "api_key" %}, with a throw-away key database and a fresh key{% endif %}. Settings pass through
+loopback port{% if cookiecutter.auth == "jwt" %}, with a throw-away user database and a fresh token{% elif cookiecutter.auth == "api_key" %}, with a throw-away key database and a fresh key{% elif cookiecutter.auth == "oidc" %}, with a local identity provider and its token{% endif %}. Settings pass through
 from the environment or ``--env NAME=VALUE``, e.g. ``--env APP_MAX_BATCH_SIZE=64``. With
 ``--url`` it drives a service that is already running instead.
 
@@ -38,6 +38,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 {%- if cookiecutter.auth == "jwt" %}
 from secrets import token_hex
+{%- elif cookiecutter.auth == "oidc" %}
+from typing import Any
 {%- endif %}
 
 PACKAGE = "{{ cookiecutter.project_slug }}"
@@ -181,6 +183,24 @@ def credentials(env: dict[str, str], url: str) -> dict[str, str]:
     """Create an API key with the CLI and return the header for the load."""
     key = cli(env, "keys", "add", f"bench-{os.getpid()}", "--scope", "predict")
     return {"X-API-Key": key}
+{%- elif cookiecutter.auth == "oidc" %}
+
+
+def identity_provider(env: dict[str, str]) -> Any:
+    """Start the tests' identity provider on loopback and point the service at it."""
+    sys.path.insert(0, str(PROJECT))
+    from tests.identity_provider import AUDIENCE, IdentityProvider
+
+    provider = IdentityProvider()
+    env["APP_OIDC_ISSUER"] = provider.issuer
+    env["APP_OIDC_AUDIENCE"] = AUDIENCE
+    return provider
+
+
+def credentials(provider: Any, seconds: float) -> dict[str, str]:
+    """A token from the provider that outlives the run."""
+    token = provider.token(exp=int(time.time() + seconds + 600))
+    return {"Authorization": f"Bearer {token}"}
 {%- endif %}
 
 
@@ -192,7 +212,7 @@ def service_env(extra: list[str], seconds: float, scratch: Path) -> dict[str, st
         if not sep or not name:
             raise BenchError(f"--env wants NAME=VALUE, not {item!r}")
         env[name] = value
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth in ["jwt", "api_key"] %}
     env.setdefault("APP_DATABASE_URL", f"sqlite:///{scratch / 'bench.db'}")
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
@@ -431,16 +451,25 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
                 env = service_env(args.env, args.warmup + args.duration, Path(scratch))
+{%- if cookiecutter.auth == "oidc" %}
+                provider = identity_provider(env)
+{%- endif %}
                 server = Server(env, free_port(), args.workers, args.server_cpus)
                 try:
                     server.wait_ready()
 {%- if cookiecutter.auth == "none" %}
                     result = load(server.url, {}, args)
+{%- elif cookiecutter.auth == "oidc" %}
+                    token = credentials(provider, args.warmup + args.duration)
+                    result = load(server.url, token, args)
 {%- else %}
                     result = load(server.url, credentials(env, server.url), args)
 {%- endif %}
                 finally:
                     server.stop()
+{%- if cookiecutter.auth == "oidc" %}
+                    provider.stop()
+{%- endif %}
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

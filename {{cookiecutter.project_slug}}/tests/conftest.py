@@ -11,6 +11,10 @@ from fastapi.testclient import TestClient
 
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
+{%- if cookiecutter.auth == "oidc" %}
+
+from .identity_provider import AUDIENCE, IdentityProvider
+{%- endif %}
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 {%- if cookiecutter.auth == "jwt" %}
@@ -19,12 +23,28 @@ PASSWORD = "correct horse battery staple"
 {%- endif %}
 
 
+{%- if cookiecutter.auth == "oidc" %}
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Any:
+def provider() -> Iterator[IdentityProvider]:
+    """A real identity provider on a loopback port, with fresh keys for each test."""
+    provider = IdentityProvider()
+    yield provider
+    provider.stop()
+{%- endif %}
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path{% if cookiecutter.auth == "oidc" %}, provider: IdentityProvider{% endif %}) -> Any:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "log_level": "warning",
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth == "oidc" %}
+            "oidc_issuer": provider.issuer,
+            "oidc_audience": AUDIENCE,
+{%- endif %}
+{%- if cookiecutter.auth in ["jwt", "api_key"] %}
             "database_url": f"sqlite:///{tmp_path / 'app.db'}",
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
@@ -51,7 +71,7 @@ def anonymous(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def auth_headers(anonymous: TestClient) -> dict[str, str]:
+def auth_headers(anonymous: TestClient{% if cookiecutter.auth == "oidc" %}, provider: IdentityProvider{% endif %}) -> dict[str, str]:
     """Credentials with the predict scope, of the kind this service uses."""
 {%- if cookiecutter.auth == "jwt" %}
     anonymous.app.state.auth.users.add("alice", PASSWORD, ["predict"])  # type: ignore[attr-defined]
@@ -61,6 +81,8 @@ def auth_headers(anonymous: TestClient) -> dict[str, str]:
 {%- elif cookiecutter.auth == "api_key" %}
     key = anonymous.app.state.auth.keys.add("tester", ["predict"])  # type: ignore[attr-defined]
     return {"X-API-Key": key}
+{%- elif cookiecutter.auth == "oidc" %}
+    return {"Authorization": f"Bearer {provider.token()}"}
 {%- else %}
     return {}
 {%- endif %}

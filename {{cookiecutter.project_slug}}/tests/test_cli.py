@@ -19,6 +19,9 @@ def test_serve_refuses_a_missing_model_file(tmp_path: Path) -> None:
     env = {"APP_MODEL_PATH": str(tmp_path / "nope.bin"), "PATH": ""}
 {%- if cookiecutter.auth == "jwt" %}
     env["APP_SECRET_KEY"] = "k" * 32
+{%- elif cookiecutter.auth == "oidc" %}
+    env["APP_OIDC_ISSUER"] = "https://id.example.com"
+    env["APP_OIDC_AUDIENCE"] = "model"
 {%- endif %}
     result = subprocess.run(
         [sys.executable, "-m", "{{ cookiecutter.project_slug }}", "serve"],

@@ -52,6 +52,8 @@ def test_empty_settings_in_env_file_mean_defaults(
     lines = ["APP_MODEL_PATH=", "APP_MAX_ROWS="]
 {%- if cookiecutter.auth == "jwt" %}
     lines.append("APP_SECRET_KEY=" + "k" * 32)
+{%- elif cookiecutter.auth == "oidc" %}
+    lines += ["APP_OIDC_ISSUER=https://id.example.com", "APP_OIDC_AUDIENCE=model"]
 {%- endif %}
     (tmp_path / ".env").write_text("\n".join(lines) + "\n")
     monkeypatch.chdir(tmp_path)

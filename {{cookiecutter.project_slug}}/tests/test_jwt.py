@@ -237,7 +237,7 @@ def test_app_refuses_to_start_without_secret(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_verified_token_cache_honours_expiry_and_size() -> None:
-    from {{ cookiecutter.project_slug }}.security.tokens import VerifiedTokens
+    from {{ cookiecutter.project_slug }}.security.principal import VerifiedTokens
 
     now = [1000.0]
     cache = VerifiedTokens(max_entries=2, clock=lambda: now[0])

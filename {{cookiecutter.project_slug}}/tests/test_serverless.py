@@ -28,6 +28,9 @@ from {{ cookiecutter.project_slug }}.model.base import Predictor
 from {{ cookiecutter.project_slug }}.model.loader import load_predictor
 
 from .conftest import IRIS_ROW
+{%- if cookiecutter.auth == "oidc" %}
+from .identity_provider import AUDIENCE, IdentityProvider
+{%- endif %}
 
 MODULE = "{{ cookiecutter.project_slug }}.serverless"
 NAME = "{{ cookiecutter.project_slug.replace('_', '-') }}"
@@ -163,8 +166,25 @@ class Lambda:
         return response["statusCode"], headers, json.loads(response["body"])
 
 
+{%- if cookiecutter.auth == "oidc" %}
+
+
 @pytest.fixture(scope="module")
+def identity_provider() -> Iterator[IdentityProvider]:
+    provider = IdentityProvider()
+    yield provider
+    provider.stop()
+{%- endif %}
+
+
+@pytest.fixture(scope="module")
+{%- if cookiecutter.auth == "oidc" %}
+def function(
+    tmp_path_factory: pytest.TempPathFactory, identity_provider: IdentityProvider
+) -> Iterator[Lambda]:
+{%- else %}
 def function(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lambda]:
+{%- endif %}
     """The entry point as Lambda imports it: settings from the environment, the model loaded
     at import. Every model load is counted; the app is shut down when the module ends."""
     loads: list[str] = []
@@ -175,7 +195,10 @@ def function(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lambda]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("APP_LOG_LEVEL", "warning")
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth == "oidc" %}
+        patch.setenv("APP_OIDC_ISSUER", identity_provider.issuer)
+        patch.setenv("APP_OIDC_AUDIENCE", AUDIENCE)
+{%- elif cookiecutter.auth != "none" %}
         data = tmp_path_factory.mktemp("lambda")
         patch.setenv("APP_DATABASE_URL", f"sqlite:///{data / 'app.db'}")
 {%- endif %}
@@ -193,7 +216,7 @@ def function(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lambda]:
 
 
 @pytest.fixture(scope="module")
-def credentials(function: Lambda) -> dict[str, str]:
+def credentials(function: Lambda{% if cookiecutter.auth == "oidc" %}, identity_provider: IdentityProvider{% endif %}) -> dict[str, str]:
     """Headers with the predict scope, obtained as a client would."""
 {%- if cookiecutter.auth == "jwt" %}
     function.module.handler.app.state.auth.users.add("alice", PASSWORD, ["predict"])
@@ -205,6 +228,8 @@ def credentials(function: Lambda) -> dict[str, str]:
 {%- elif cookiecutter.auth == "api_key" %}
     key: str = function.module.handler.app.state.auth.keys.add("lambda-client", ["predict"])
     return {"x-api-key": key}
+{%- elif cookiecutter.auth == "oidc" %}
+    return {"authorization": f"Bearer {identity_provider.token()}"}
 {%- else %}
     return {}
 {%- endif %}

@@ -63,33 +63,19 @@ def test_a_plain_matrix_model_keeps_the_array_path() -> None:
     assert signature.names == ["x0", "x1", "x2"]
 
 
-def test_nullable_values_reach_the_imputer(make_settings: Any, tmp_path: Path) -> None:
+def test_nullable_values_reach_the_imputer(
+    make_settings: Any, tmp_path: Path, auth_headers: dict[str, str]
+) -> None:
     artifact = tmp_path / "churn.skops"
     skops.io.dump(pipeline(), artifact)
     record = {"age": None, "seats": 5, "plan": "pro"}
-    with TestClient(create_app(make_settings(model_path=artifact))) as client:
-{%- if cookiecutter.auth != "none" %}
-        client.headers.update(auth(client))
-{%- endif %}
+    # The credentials were made against the same settings (database, keys, provider).
+    with TestClient(create_app(make_settings(model_path=artifact)), headers=auth_headers) as client:
         response = client.post("/predict", json={"instances": [record]})
         assert response.status_code == 200, response.text
         assert response.json()["predictions"] == pipeline().predict(pd.DataFrame([record])).tolist()
         refused = client.post("/predict", json={"instances": [{**record, "seats": None}]})
         assert refused.status_code == 422, refused.text
-{%- if cookiecutter.auth != "none" %}
-
-
-def auth(client: TestClient) -> dict[str, str]:
-    state: Any = client.app.state  # type: ignore[attr-defined]
-{%- if cookiecutter.auth == "jwt" %}
-    state.auth.users.add("nora", "a password of some length", ["predict"])
-    form = {"username": "nora", "password": "a password of some length"}
-    token = client.post("/token", data=form).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
-{%- else %}
-    return {"X-API-Key": state.auth.keys.add("nora", ["predict"])}
-{%- endif %}
-{%- endif %}
 
 
 def test_scikit_learn_types_saved_by_older_skops_are_trusted() -> None:

@@ -26,7 +26,7 @@ ENV = SettingsConfigDict(
     extra="ignore",
     protected_namespaces=(),
 )
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth in ["jwt", "api_key"] %}
 
 
 class DatabaseSettings(BaseSettings):
@@ -158,6 +158,53 @@ class Settings(BaseSettings):
         if any(len(key.encode("utf-8")) < 32 for key in split_list(value.get_secret_value())):
             raise ValueError("each key must be at least 32 bytes")
         return value
+{%- elif cookiecutter.auth == "oidc" %}
+
+    # Tokens from the identity provider
+    oidc_issuer: str = Field(
+        description="The provider's issuer URL, exactly as its tokens' `iss` claim spells it."
+    )
+    oidc_audience: str = Field(description="The `aud` claim this service's tokens carry.")
+    oidc_jwks_url: str = Field(
+        default="", description="The provider's key set URL; empty: from its discovery document."
+    )
+    oidc_algorithms: str = Field(
+        default="RS256,ES256", description="Comma-separated signature algorithms accepted."
+    )
+    oidc_predict_scope: str = Field(
+        default="predict", description="The provider's scope that grants calling the model."
+    )
+    oidc_admin_scope: str = Field(
+        default="admin", description="The provider's scope that grants administration."
+    )
+    oidc_refresh_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="At most one fetch of the provider's keys per this many seconds (a token "
+        "with an unknown key id asks for one).",
+    )
+    oidc_keys_max_age_s: float = Field(
+        default=3600.0, gt=0, description="Re-read the provider's keys once they are this old."
+    )
+    oidc_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    oidc_leeway_s: int = Field(default=30, ge=0, le=300)
+
+    @field_validator("oidc_issuer", "oidc_jwks_url")
+    @classmethod
+    def _is_http_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an https:// (or http://) URL")
+        return value
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _algorithms_are_asymmetric(cls, value: str) -> str:
+        names = split_list(value)
+        unknown = sorted(set(names) - ASYMMETRIC_ALGORITHMS)
+        if not names or unknown:
+            known = ", ".join(sorted(ASYMMETRIC_ALGORITHMS))
+            raise ValueError(f"unknown or symmetric algorithm(s) {unknown}; choose from {known}")
+        return value
 {%- elif cookiecutter.auth == "api_key" %}
 
     # Keys
@@ -168,6 +215,15 @@ class Settings(BaseSettings):
         description="How long a valid key is remembered (0: ask the database on every "
         "request); a revoked key keeps working for up to this long.",
     )
+{%- endif %}
+{%- if cookiecutter.auth == "oidc" %}
+
+
+# Signatures a provider makes with a private key and anyone checks with its public key. An HMAC
+# "key" would be shared, and with a public key as the secret anyone could sign.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 {%- endif %}
 
 

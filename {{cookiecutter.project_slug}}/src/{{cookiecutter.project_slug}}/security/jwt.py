@@ -15,8 +15,8 @@ from ..state import ServiceState
 from ..wiring import Lifespan, on_exit
 from .database import Database
 from .login_limit import LoginLimiter
-from .principal import SCOPES, Principal, PrincipalCache, parse_scopes
-from .tokens import TokenService, VerifiedTokens
+from .principal import SCOPES, Principal, PrincipalCache, VerifiedTokens, parse_scopes
+from .tokens import TokenService
 from .users import UserStore
 
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="token", scopes=SCOPES, auto_error=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..access import Principal as Principal
 
@@ -68,3 +69,36 @@ class PrincipalCache:
             self._entries.clear()
         self._entries[credential] = (principal, now + self._ttl_s)
         return principal
+
+
+class VerifiedTokens:
+    """Tokens already verified, kept until they expire, so a client's next request with the
+    same token skips the signature check and claim parsing.
+
+    Only tokens whose signature and claims were verified are stored, keyed by the whole token, so a
+    changed byte is a miss; an entry is used only before its ``exp`` (without leeway, so the
+    cache never extends a token's life). The size is bounded: when full, it starts afresh.
+    """
+
+    def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        self._max_entries = max_entries
+        self._clock = clock
+        self._claims: dict[str, dict[str, Any]] = {}
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        claims = self._claims.get(token)
+        if claims is None:
+            return None
+        if self._clock() >= claims["exp"]:
+            del self._claims[token]
+            return None
+        return claims
+
+    def put(self, token: str, claims: dict[str, Any]) -> None:
+        if len(self._claims) >= self._max_entries:
+            self._claims.clear()
+        self._claims[token] = claims
+
+    def clear(self) -> None:
+        """Forget every token (the keys that verified them changed)."""
+        self._claims.clear()

@@ -9,8 +9,6 @@ previous key once ``APP_TOKEN_EXPIRE_MINUTES`` have passed since the rotation.
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,32 +77,3 @@ class TokenService:
         if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("scope", ""), str):
             raise jwt.InvalidTokenError("malformed sub or scope claim")
         return claims
-
-
-class VerifiedTokens:
-    """Tokens already verified, kept until they expire, so a client's next request with the
-    same token skips the signature check and claim parsing.
-
-    Only tokens that passed ``TokenService.decode`` are stored, keyed by the whole token, so a
-    changed byte is a miss; an entry is used only before its ``exp`` (without leeway, so the
-    cache never extends a token's life). The size is bounded: when full, it starts afresh.
-    """
-
-    def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.time) -> None:
-        self._max_entries = max_entries
-        self._clock = clock
-        self._claims: dict[str, dict[str, Any]] = {}
-
-    def get(self, token: str) -> dict[str, Any] | None:
-        claims = self._claims.get(token)
-        if claims is None:
-            return None
-        if self._clock() >= claims["exp"]:
-            del self._claims[token]
-            return None
-        return claims
-
-    def put(self, token: str, claims: dict[str, Any]) -> None:
-        if len(self._claims) >= self._max_entries:
-            self._claims.clear()
-        self._claims[token] = claims

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Baked, Service, add_user, install_project, run, start_service
+from tests.identity import AUDIENCE, start_provider
 from tests.variants import DEFAULTS, SUPPORTED, variant_id
 
 pytestmark = pytest.mark.slow
@@ -80,6 +81,10 @@ def test_install_test_boot_and_probe(
     }
     if ctx["auth"] == "jwt":
         env["APP_SECRET_KEY"] = SECRET
+    if ctx["auth"] == "oidc":
+        provider = start_provider(baked.path, services)
+        env["APP_OIDC_ISSUER"] = provider.issuer
+        env["APP_OIDC_AUDIENCE"] = AUDIENCE
     headers = credentials(baked, python, {**os.environ, **env})
     service = start_service(python, baked.path, env, f"{name} serve")
     services.append(service)
@@ -99,6 +104,8 @@ def test_install_test_boot_and_probe(
             headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
             me = client.get("/users/me", headers=headers)
             assert me.status_code == 200 and me.json()["name"] == "prober", f"{name} {me.text}"
+        if ctx["auth"] == "oidc":
+            headers = {"Authorization": f"Bearer {provider.token()}"}
         if ctx["auth"] != "none":
             anonymous = client.post("/predict", json={"instances": [IRIS_ROW]})
             assert anonymous.status_code == 401, f"{name} /predict without credentials"

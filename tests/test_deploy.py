@@ -114,6 +114,7 @@ def test_compose(baked: Baked) -> None:
     assert set(services) == expected, f"[{baked.name}] compose services {set(services)}"
     environment = services["app"].get("environment", {})
     assert ("APP_SECRET_KEY" in environment) == (ctx["auth"] == "jwt"), baked.name
+    assert ("APP_OIDC_ISSUER" in environment) == (ctx["auth"] == "oidc"), baked.name
     if ctx["use_prometheus"]:
         scrape = yaml.safe_load((baked.path / "monitoring/prometheus.yml").read_text("utf-8"))
         targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]

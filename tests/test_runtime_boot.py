@@ -241,8 +241,10 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(
         max_body_bytes="100000000",
     )
     with ThreadPoolExecutor(max_workers=2) as pool:
-        # A long request holds the only slot, so the next seven are surely in flight too.
-        first = pool.submit(post_all, service, [slow_body(0, 60 * SLOW_ROWS)])
+        # A long request holds the only slot, so the next seven are surely in flight too. It
+        # must outlast sending them on a busy machine: 16,000 rows take seconds (3,600 once
+        # finished first under load).
+        first = pool.submit(post_all, service, [slow_body(0, 16_000)])
         wait_for(lambda: in_progress(service) >= 1, "the long request to start")
         others = pool.submit(post_all, service, [slow_body(i) for i in range(1, 8)])
         wait_for(lambda: in_progress(service) >= 8, "requests to be in flight")

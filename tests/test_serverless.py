@@ -38,7 +38,7 @@ def cfn_lint(template: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("auth", ["jwt", "api_key", "none"])
+@pytest.mark.parametrize("auth", ["jwt", "oidc", "api_key", "none"])
 def test_sam_template_passes_cfn_lint(bake: Callable[..., Baked], auth: str) -> None:
     baked = bake(auth=auth, **SERVERLESS)
     what = f"[{baked.name}]"
@@ -68,12 +68,19 @@ def test_sam_template_passes_cfn_lint(bake: Callable[..., Baked], auth: str) -> 
     parameters = doc.get("Parameters", {})
     secrets = {"APP_SECRET_KEY": "SecretKey", "APP_DATABASE_URL": "DatabaseUrl"}
     for variable, parameter in secrets.items():
-        if (variable == "APP_SECRET_KEY" and auth != "jwt") or auth == "none":
+        if (variable == "APP_SECRET_KEY" and auth != "jwt") or auth in {"none", "oidc"}:
             assert variable not in env and parameter not in parameters, what
             continue
         assert env[variable] == {"Ref": parameter}, f"{what} {variable} is not its parameter"
         assert parameters[parameter]["NoEcho"] is True, f"{what} {parameter} echoes"
         assert "Default" not in parameters[parameter], f"{what} {parameter} has a value"
+    if auth == "oidc":
+        for variable, parameter in {
+            "APP_OIDC_ISSUER": "OidcIssuer",
+            "APP_OIDC_AUDIENCE": "OidcAudience",
+        }.items():
+            assert env[variable] == {"Ref": parameter}, f"{what} {variable} is not its parameter"
+            assert "Default" not in parameters[parameter], f"{what} {parameter} has a value"
 
 
 def test_cfn_lint_fails_on_a_broken_template(bake: Callable[..., Baked], tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from {{ cookiecutter.project_slug }}.main import create_app
+
 from .conftest import IRIS_ROW
 
 
@@ -20,6 +22,23 @@ def test_server_routes(anonymous: TestClient) -> None:
     assert anonymous.get("/v2").json()["name"]
     assert anonymous.get("/v2/health/live").json() == {"live": True}
     assert anonymous.get("/v2/health/ready").json() == {"ready": True}
+
+
+def test_infer_over_quota_is_429_in_the_protocol_shape(
+    make_settings: Any, auth_headers: dict[str, str]
+) -> None:
+    app = create_app(make_settings(rate_limit="1/hour"))
+    with TestClient(app, headers=auth_headers) as client:
+        url = f"/v2/models/{_name(client)}/infer"
+        body = {
+            "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}]
+        }
+        assert client.post(url, json=body).status_code == 200
+        refused = client.post(url, json=body)
+        assert refused.status_code == 429, refused.text
+        assert list(refused.json()) == ["error"]
+        assert refused.headers["ratelimit-limit"] == "1"
+        assert 1 <= int(refused.headers["retry-after"]) <= 3600
 
 
 def test_model_metadata_and_ready(client: TestClient) -> None:
@@ -167,6 +186,11 @@ def test_infer_needs_credentials(anonymous: TestClient) -> None:
     name = anonymous.get("/v2").json()["name"]
     response = anonymous.post(f"/v2/models/{name}/infer", json={"inputs": [tensor]})
     assert response.status_code == 401
+    assert list(response.json()) == ["error"]  # the protocol's error shape
+    assert response.headers["www-authenticate"]
+    assert list(anonymous.get(f"/v2/models/{name}").json()) == ["error"]
+    # Elsewhere, FastAPI's shape.
+    assert list(anonymous.post("/predict", json={"instances": [IRIS_ROW]}).json()) == ["detail"]
 {%- else %}
     assert "security" not in operation
 {%- endif %}

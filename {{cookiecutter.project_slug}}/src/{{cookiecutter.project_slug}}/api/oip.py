@@ -11,9 +11,11 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, create_model
+from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..access import admit, requires, scope_marker
@@ -431,9 +433,25 @@ def document(openapi: dict[str, Any], runner: InferenceRunner) -> None:
     operation.update(json_body(request_model(runner.predictor.metadata)))
 
 
+def is_oip(request: Request) -> bool:
+    return request.url.path == "/v2" or request.url.path.startswith("/v2/")
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    """Refusals under /v2 (401, 403, 429, an unknown route) in the protocol's error shape,
+    with their headers (WWW-Authenticate, Retry-After, RateLimit-*); elsewhere FastAPI's."""
+    if not isinstance(exc, HTTPException):
+        raise exc
+    if not is_oip(request):
+        return await http_exception_handler(request, exc)
+    return JSONResponse(
+        {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Malformed requests to /v2 get the protocol's 400 and error shape; others FastAPI's 422."""
-    if not request.url.path.startswith("/v2/") or not isinstance(exc, RequestValidationError):
+    if not is_oip(request) or not isinstance(exc, RequestValidationError):
         return await validation_failed(request, exc)
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
@@ -448,3 +466,4 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(model_router)
     app.include_router(inference_router)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(HTTPException, refused)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from ..security.jwt import JwtAuth, current_principal, jwt_auth, unauthorized
-from ..security.principal import Principal
+from ..security.jwt import JwtAuth, current_principal, jwt_auth
+from ..security.principal import Principal, unauthorized
 from .schemas import error
 
 router = APIRouter(tags=["auth"])

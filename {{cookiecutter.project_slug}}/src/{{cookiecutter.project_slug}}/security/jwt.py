@@ -15,7 +15,14 @@ from ..state import ServiceState
 from ..wiring import Lifespan, on_exit
 from .database import Database
 from .login_limit import LoginLimiter
-from .principal import SCOPES, Principal, PrincipalCache, VerifiedTokens, parse_scopes
+from .principal import (
+    SCOPES,
+    Principal,
+    PrincipalCache,
+    VerifiedTokens,
+    parse_scopes,
+    unauthorized,
+)
 from .tokens import TokenService
 from .users import UserStore
 
@@ -88,13 +95,6 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
 async def jwt_auth(request: Request) -> JwtAuth:
     auth: JwtAuth = request.app.state.auth
     return auth
-
-
-def unauthorized(detail: str, error: str | None = "invalid_token") -> HTTPException:
-    challenge = f'Bearer error="{error}"' if error else "Bearer"
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": challenge}
-    )
 
 
 async def principal_for(auth: JwtAuth, token: str | None) -> Principal:

@@ -39,7 +39,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from ..settings import Settings, split_list
 from ..state import ServiceState
 from ..wiring import Lifespan
-from .principal import Principal, VerifiedTokens
+from .principal import Principal, VerifiedTokens, unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -328,13 +328,6 @@ class OidcAuth:
 
     async def close(self) -> None:
         await self.keys.close()
-
-
-def unauthorized(detail: str, error: str | None = "invalid_token") -> HTTPException:
-    challenge = f'Bearer error="{error}"' if error else "Bearer"
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": challenge}
-    )
 
 
 def install(app: FastAPI, settings: Settings) -> Lifespan:

@@ -6,12 +6,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from fastapi import HTTPException, status
+
 from ..access import Principal as Principal
 
 SCOPES: dict[str, str] = {
     "predict": "Call the model and read its metadata.",
     "admin": "Administer the service.",
 }
+
+
+def unauthorized(detail: str, error: str | None = "invalid_token") -> HTTPException:
+    """401 with the bearer challenge (RFC 6750): ``error`` names what was wrong with a token."""
+    challenge = f'Bearer error="{error}"' if error else "Bearer"
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": challenge}
+    )
 
 
 def parse_scopes(text: str) -> frozenset[str]:

@@ -239,12 +239,13 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(
         max_concurrency="1",
         max_rows="20000",
         max_body_bytes="100000000",
+        inference_timeout_s="100",
     )
     with ThreadPoolExecutor(max_workers=2) as pool:
         # A long request holds the only slot, so the next seven are surely in flight too. It
-        # must outlast sending them on a busy machine: 16,000 rows take seconds (3,600 once
-        # finished first under load).
-        first = pool.submit(post_all, service, [slow_body(0, 16_000)])
+        # must outlast sending them on a busy machine: 8,000 rows take seconds (3,600 once
+        # finished first under load), hence the long inference timeout.
+        first = pool.submit(post_all, service, [slow_body(0, 8_000)])
         wait_for(lambda: in_progress(service) >= 1, "the long request to start")
         others = pool.submit(post_all, service, [slow_body(i) for i in range(1, 8)])
         wait_for(lambda: in_progress(service) >= 8, "requests to be in flight")
@@ -385,3 +386,5 @@ def test_the_benchmark_script_drives_its_own_service(default_installed: Installe
     assert 0 < result["p50_ms"] <= result["p99_ms"], result
     assert result["probes"] >= 5 and result["probes_failed"] == 0, result
     assert result["probe_max_ms"] > 0, result
+    assert 0 < result["ready_s"] < 120, result
+    assert 30 < result["peak_rss_mb"] < 4000, result  # a Python process with a model loaded

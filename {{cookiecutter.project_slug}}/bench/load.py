@@ -69,6 +69,10 @@ class Result:
     probe_max_ms: float = 0.0
     probes: int = 0
     probes_failed: int = 0
+    # A service started here: seconds from process start to ready, and the largest peak
+    # resident memory of its processes (each worker's own high-water mark), in MB.
+    ready_s: float = 0.0
+    peak_rss_mb: float = 0.0
 
 
 # --- talking to the service -------------------------------------------------------------------
@@ -118,12 +122,14 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.started = time.monotonic()
 
     def output(self) -> str:
         self._log.seek(0)
         return self._log.read().decode("utf-8", errors="replace")[-4000:]
 
-    def wait_ready(self) -> None:
+    def wait_ready(self) -> float:
+        """Poll readiness; the seconds from process start to the first 200."""
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -131,11 +137,26 @@ class Server:
                 raise BenchError(f"the service exited with {code}:\n{self.output()}")
             try:
                 if http("GET", f"{self.url}/health/ready")[0] == 200:
-                    return
+                    return time.monotonic() - self.started
             except OSError:
                 pass  # not listening yet
-            time.sleep(0.2)
+            time.sleep(0.01)
         raise BenchError(f"not ready after {READY_TIMEOUT_S:.0f} s:\n{self.output()}")
+
+    def peak_rss_mb(self) -> float:
+        """The largest peak resident memory (VmHWM) among the service's processes (Linux)."""
+        peak = 0
+        for entry in Path("/proc").iterdir():
+            try:
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[2]) != self.process.pid:  # process group
+                    continue
+                for line in (entry / "status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+            except (OSError, ValueError, IndexError):
+                continue
+        return peak / 1024
 
     def stop(self) -> None:
         """SIGTERM, as an orchestrator would; SIGKILL the process group if it hangs."""
@@ -411,6 +432,11 @@ def report(result: Result, as_json: bool) -> None:
         f"  readiness      {result.probe_max_ms:10.2f} ms at most, over {result.probes} probes"
         f" ({result.probes_failed} not 200)"
     )
+    if result.ready_s:
+        print(
+            f"  start-up       {result.ready_s:10.2f} s to ready\n"
+            f"  peak RSS       {result.peak_rss_mb:10.1f} MB (largest process)"
+        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -456,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
 {%- endif %}
                 server = Server(env, free_port(), args.workers, args.server_cpus)
                 try:
-                    server.wait_ready()
+                    ready_s = server.wait_ready()
 {%- if cookiecutter.auth == "none" %}
                     result = load(server.url, {}, args)
 {%- elif cookiecutter.auth == "oidc" %}
@@ -465,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
 {%- else %}
                     result = load(server.url, credentials(env, server.url), args)
 {%- endif %}
+                    result.ready_s = ready_s
+                    result.peak_rss_mb = server.peak_rss_mb()
                 finally:
                     server.stop()
 {%- if cookiecutter.auth == "oidc" %}

@@ -42,13 +42,9 @@ class Echo:
         self.gate = threading.Event()
         self.gate.set()
         self.calls: list[int] = []
-        self.threads: list[str] = []
-        self.delay_s = 0.0
 
     def predict(self, rows: npt.NDArray[np.float64], probabilities: bool) -> Prediction:
         self.gate.wait(timeout=30)
-        self.threads.append(threading.current_thread().name)
-        time.sleep(self.delay_s)
         self.calls.append(len(rows))
         if (rows < 0).any():
             raise ModelError("negative ids", rejected_input=True)
@@ -227,56 +223,6 @@ def test_a_model_error_reaches_its_caller_as_a_model_error() -> None:
     anyio.run(main)
 
 
-def test_cheap_calls_run_inline_with_the_same_answers_and_errors() -> None:
-    """A model cheaper than the thread handoff (as measured at warm-up) runs on the event loop:
-    same answers, same errors, still counted, and back to the threads when its calls get slow."""
-    model, observer = Echo(), Recorder()
-
-    async def main() -> list[object]:
-        answers: list[object] = []
-        async with runner_for(
-            model, observer, small_call_s=0.0001, inline_budget_s=0.0005
-        ) as runner:
-            for ids in ([1], [2, 3], [-1], [4]):
-                try:
-                    answers.append((await runner.predict(rows_of(*ids))).values)
-                except ModelError as exc:
-                    answers.append((str(exc), exc.rejected_input))
-            model.delay_s = 0.005  # now ten times the budget: the moving average moves
-            for _ in range(40):
-                await runner.predict(rows_of(5))
-        return answers
-
-    answers = anyio.run(main)
-    assert answers == [[1], [2, 3], ("negative ids", True), [4]]
-    assert model.threads[:5] == [threading.current_thread().name] * 5
-    assert model.threads[-1].startswith("inference-")
-    assert observer.batches[:4] == [1, 2, 1, 1]
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"inline_budget_s": 0.0005},
-        {"small_call_s": 0.0001, "inline_budget_s": 0.0005, "max_batch_size": 8},
-        {"small_call_s": 0.01, "inline_budget_s": 0.0005},
-        {"small_call_s": 0.0001},
-    ],
-    ids=["not measured", "micro-batching", "too slow", "inline off"],
-)
-def test_calls_run_in_the_worker_threads(options: dict[str, Any]) -> None:
-    model = Echo()
-
-    async def main() -> None:
-        async with runner_for(model, Recorder(), **options) as runner:
-            for i in range(5):
-                await runner.predict(rows_of(i))
-
-    anyio.run(main)
-    assert len(model.threads) == 5
-    assert all(name.startswith("inference-") for name in model.threads)
-
-
 def test_bad_rows_fail_only_their_own_request_of_a_batch() -> None:
     """A batch that fails runs again request by request: the neighbours still get answers."""
     model, observer = Echo(), Recorder()
@@ -324,9 +270,6 @@ def gated(make_settings: Any, auth_headers: dict[str, str]) -> Any:
     """Build a started client whose model waits for a gate; settings given by the caller."""
 
     def make(**overrides: Any) -> tuple[TestClient, Gated]:
-        # The model is swapped for a slow one after start-up measured the fast one: keep its
-        # calls in the threads, where the timeout and the queue can see them.
-        overrides.setdefault("inline_max_ms", 0)
         client = TestClient(create_app(make_settings(**overrides)))
         client.__enter__()
         opened.append(client)

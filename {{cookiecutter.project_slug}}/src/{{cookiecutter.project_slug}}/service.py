@@ -5,8 +5,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import math
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,11 +27,9 @@ from .wiring import Lifespan
 logger = logging.getLogger(__name__)
 
 
-def warm_up(predictor: Predictor, max_rows: int) -> float:
+def warm_up(predictor: Predictor, max_rows: int) -> None:
     """Predict the signature's example row, so that the first caller does not pay for lazy
     initialisation, and a model whose answer does not fit its signature never reports ready.
-    Returns what a one-row call takes once warm (the fastest of a few), or inf if unknown: the
-    runner's first guess of whether calls are cheap enough to run on the event loop.
 
     A model that refuses the example (a Box-Cox step and a zero, say) still starts: the row
     was made up, not the model's fault. Examples in the metadata file avoid that.
@@ -57,13 +53,6 @@ def warm_up(predictor: Predictor, max_rows: int) -> float:
                 f"the model failed its warm-up prediction on {example}: {exc} ({hint})"
             ) from exc
         logger.warning("the model refused the warm-up example %s: %s (%s)", example, exc, hint)
-        return math.inf
-    timings = []
-    for _ in range(5):
-        started = time.perf_counter()
-        predictor.predict(rows, False)
-        timings.append(time.perf_counter() - started)
-    return min(timings)
 
 
 def install(app: FastAPI, settings: Settings) -> Lifespan:
@@ -76,7 +65,7 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
             predictor = await anyio.to_thread.run_sync(
                 load_predictor, settings.model_path, settings.model_name
             )
-            one_row_s = await anyio.to_thread.run_sync(warm_up, predictor, settings.max_rows)
+            await anyio.to_thread.run_sync(warm_up, predictor, settings.max_rows)
             # Everything loaded so far (libraries, the model) lives as long as the process.
             # Freezing it keeps the garbage collector from walking it again and again under
             # load: those full collections paused every request for tens of milliseconds.
@@ -94,8 +83,6 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
             max_batch_size=settings.max_batch_size,
             max_batch_wait_ms=settings.max_batch_wait_ms,
             observer=state.observer,
-            small_call_s=one_row_s,
-            inline_budget_s=settings.inline_max_ms / 1000,
         )
         if state.observer is not None:
             state.observer.model_loaded(predictor.metadata)

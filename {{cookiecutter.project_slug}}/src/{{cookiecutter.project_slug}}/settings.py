@@ -73,13 +73,6 @@ class Settings(BaseSettings):
     inference_timeout_s: float = Field(default=10.0, gt=0)
     max_batch_size: int = Field(default=1, ge=1)
     max_batch_wait_ms: float = Field(default=2.0, ge=0)
-    inline_max_ms: float = Field(
-        default=0.5,
-        ge=0,
-        le=5,
-        description="Run calls of a few rows on the event loop when the model takes at most "
-        "this long for one (measured at start-up); 0 always uses the inference threads.",
-    )
 
     # Quotas, shared counters
     rate_limit: str = Field(

@@ -127,12 +127,6 @@ def predict_batch(predictor: Predictor, batch: list[Pending]) -> int:
     return len(stacked)
 
 
-def predict_one(predictor: Predictor, rows: Rows, probabilities: bool) -> Prediction:
-    """One request's answer, as ``predict_batch`` gives it to a batch of one."""
-    prediction = _predict(predictor, rows, probabilities)
-    return prediction if probabilities else Prediction(prediction.values)
-
-
 def _predict(predictor: Predictor, rows: Rows, probabilities: bool) -> Prediction:
     try:
         prediction = predictor.predict(rows, probabilities)

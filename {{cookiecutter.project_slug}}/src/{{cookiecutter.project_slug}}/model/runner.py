@@ -8,15 +8,6 @@ The threads are ``APP_MAX_CONCURRENCY`` long-lived workers rather than a general
 (``anyio.to_thread``, ``run_in_executor``): a request then costs one queue append on the way in
 and one loop callback per batch on the way out, with no task, limiter or cancel scope around
 every call. Measured on the demo model, that hop took 18% of a request's time through anyio.
-
-A call cheaper than the hop itself runs on the event loop instead ("inline"): a few rows of a
-model whose small calls take at most ``inline_budget_s`` each (``APP_INLINE_MAX_MS``), when no
-other call is running or queued (so the concurrency bound still holds). The loop is then busy for
-about that long, less than the thread handoff would have cost; the inference timeout cannot
-interrupt such a call, which is why the budget is small. The estimate starts from the warm-up (timed
-at start-up, when nothing else runs) and follows the inline calls themselves; a model that gets
-slower moves to the threads for good. Calls timed in a worker thread do not count: under load
-they include waiting for the interpreter lock, not only the model.
 """
 
 from __future__ import annotations
@@ -24,21 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import threading
 import time
 from types import TracebackType
 from typing import Protocol
 
 from .base import ModelMetadata, Prediction, Predictor, Rows
-from .batching import BatchQueue, Pending, predict_batch, predict_one
+from .batching import BatchQueue, Pending, predict_batch
 
 logger = logging.getLogger(__name__)
-
-# A call is run inline when its rows are at most INLINE_MAX_ROWS and small calls take at most
-# the inline budget each (a moving average, INLINE_WEIGHT for the newest call).
-INLINE_MAX_ROWS = 16
-INLINE_WEIGHT = 0.1
 
 
 class InferenceObserver(Protocol):
@@ -100,8 +85,6 @@ class InferenceRunner:
         max_batch_size: int = 1,
         max_batch_wait_ms: float = 0.0,
         observer: InferenceObserver | None = None,
-        small_call_s: float = math.inf,
-        inline_budget_s: float = 0.0,
     ) -> None:
         self.predictor = predictor
         self.max_rows = max_rows
@@ -113,11 +96,6 @@ class InferenceRunner:
         self._observer = observer or NullObserver()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
-        # Inline calls only without micro-batching, whose point is to stack calls up.
-        self._inline_allowed = max_batch_size == 1 and inline_budget_s > 0
-        self._inline_budget_s = inline_budget_s
-        # Seconds a call of few rows takes (inf: unknown, so never inline).
-        self._small_call_s = small_call_s
 
     async def __aenter__(self) -> InferenceRunner:
         self._loop = asyncio.get_running_loop()
@@ -154,8 +132,6 @@ class InferenceRunner:
         if self._pending >= self._capacity:
             self._observer.rejected("queue_full")
             raise Overloaded(retry_after_s=1)
-        if self._pending == 0 and self._inline(rows):
-            return self._predict_inline(rows, probabilities)
         self._pending += 1
         item = Pending(rows, probabilities, loop.create_future())
         try:
@@ -171,26 +147,6 @@ class InferenceRunner:
         finally:
             self._pending -= 1
 
-    def _inline(self, rows: Rows) -> bool:
-        return (
-            self._inline_allowed
-            and len(rows) <= INLINE_MAX_ROWS
-            and self._small_call_s <= self._inline_budget_s
-        )
-
-    def _predict_inline(self, rows: Rows, probabilities: bool) -> Prediction:
-        started = time.perf_counter()
-        try:
-            return predict_one(self.predictor, rows, probabilities)
-        finally:
-            seconds = time.perf_counter() - started
-            self._measured(seconds, len(rows))
-            self._small_call_s += INLINE_WEIGHT * (seconds - self._small_call_s)
-
-    def _measured(self, seconds: float, rows: int) -> None:
-        self._observer.batch_formed(rows)
-        self._observer.inference_done(seconds, rows)
-
     def _work(self) -> None:
         """A worker thread: take a batch, run it, hand the answers back to the event loop."""
         while (batch := self._queue.take()) is not None:
@@ -199,7 +155,8 @@ class InferenceRunner:
             try:
                 started = time.perf_counter()
                 rows = predict_batch(self.predictor, batch)
-                self._measured(time.perf_counter() - started, rows)
+                self._observer.batch_formed(rows)
+                self._observer.inference_done(time.perf_counter() - started, rows)
             except Exception:  # not the model's (predict_batch keeps those): keep the thread
                 logger.exception("inference worker failed")
             finally:

@@ -16,6 +16,7 @@ from .api import health, predict
 from .api.signature_schema import predict_schema
 from .docs import document_model, install_docs
 from .errors import install_error_handlers, validation_details
+from .fast_path import install_fast_path
 from .middleware import BodySizeLimit
 from .model.base import ModelError, ModelLoadError, Predictor
 from .model.loader import load_predictor
@@ -107,6 +108,7 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
     app.include_router(health.router)
     install_docs(app)
     install_error_handlers(app)
-    # The innermost middleware: whatever is installed after this wraps it.
+    # The innermost middleware: whatever is installed after these wraps them.
+    install_fast_path(app, predict.router, predict.predict)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return lifespan

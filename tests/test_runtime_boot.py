@@ -240,6 +240,7 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(
         max_rows="20000",
         max_body_bytes="100000000",
         inference_timeout_s="100",
+        shutdown_grace_s="100",
     )
     with ThreadPoolExecutor(max_workers=2) as pool:
         # A long request holds the only slot, so the next seven are surely in flight too. It
@@ -255,6 +256,36 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(
     assert [r.status_code for r in responses] == [200] * 8, [r.text[:80] for r in responses]
     with pytest.raises(httpx.TransportError), service.client(timeout=5) as client:
         client.get("/health/live")  # stopped: no new work accepted
+
+
+def test_requests_cut_by_the_end_of_the_grace_period_get_json_503(
+    installed: Installed, serve: Callable[..., Service]
+) -> None:
+    """Requests still running when APP_SHUTDOWN_GRACE_S is over are cut, with a JSON 503 (the
+    server's own answer would be a plain-text 500)."""
+    service = serve(
+        installed,
+        model_path=str(installed.slow_model),
+        max_concurrency="1",
+        max_rows="20000",
+        max_body_bytes="100000000",
+        inference_timeout_s="100",
+        shutdown_grace_s="1",
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Three long requests, one at a time (seconds each): the last cannot finish within a
+        # second of grace.
+        bodies = [slow_body(seed, 16_000) for seed in range(3)]
+        answers = pool.submit(post_all, service, bodies)
+        wait_for(lambda: in_progress(service) >= 3, "the requests to be in flight")
+        service.stop(signal.SIGTERM, timeout_s=60)
+        responses = answers.result(timeout=60)
+    cut = [r for r in responses if r.status_code != 200]
+    assert cut, [r.status_code for r in responses]
+    for response in cut:
+        assert response.status_code == 503, response.text[:200]
+        assert response.json()["detail"].startswith("the service stopped"), response.text
+        assert response.headers["retry-after"] == "1"
 
 
 def test_sigterm_turns_readiness_off_at_once_and_serves_through_the_drain_delay(

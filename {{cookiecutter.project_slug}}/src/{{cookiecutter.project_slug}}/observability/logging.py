@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -88,11 +90,13 @@ class RequestLogMiddleware:
         _request_id.set(request_id)
         started = time.perf_counter()
         status = 500
+        answered = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
+                answered = True
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
@@ -101,6 +105,14 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # The server cancels requests still running when its shutdown grace period ends,
+            # and would answer them with a plain-text 500: answer JSON 503 first.
+            if not answered:
+                with contextlib.suppress(Exception):
+                    await send_with_id(STOPPED_START)
+                    await send_with_id(STOPPED_BODY)
+            raise
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
@@ -115,6 +127,20 @@ class RequestLogMiddleware:
                         "client": client[0] if client else None,
                     },
                 )
+
+
+STOPPED = json.dumps({"detail": "the service stopped before it could answer; retry"}).encode()
+STOPPED_START: Message = {
+    "type": "http.response.start",
+    "status": 503,
+    "headers": [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(STOPPED)).encode()),
+        (b"retry-after", b"1"),
+        (b"connection", b"close"),
+    ],
+}
+STOPPED_BODY: Message = {"type": "http.response.body", "body": STOPPED}
 
 
 # A random prefix per process and a counter: unique ids without a system call per request

@@ -230,18 +230,25 @@ def test_batched_requests_each_get_their_own_answers(
     )
 
 
-def test_sigterm_finishes_requests_in_flight_and_exits_0(
-    installed: Installed, serve: Callable[..., Service]
-) -> None:
-    service = serve(
+def serve_long_requests(
+    installed: Installed, serve: Callable[..., Service], shutdown_grace_s: str
+) -> Service:
+    """The slow model, one request at a time, with room for requests of thousands of rows."""
+    return serve(
         installed,
         model_path=str(installed.slow_model),
         max_concurrency="1",
         max_rows="20000",
         max_body_bytes="100000000",
         inference_timeout_s="100",
-        shutdown_grace_s="100",
+        shutdown_grace_s=shutdown_grace_s,
     )
+
+
+def test_sigterm_finishes_requests_in_flight_and_exits_0(
+    installed: Installed, serve: Callable[..., Service]
+) -> None:
+    service = serve_long_requests(installed, serve, shutdown_grace_s="100")
     with ThreadPoolExecutor(max_workers=2) as pool:
         # A long request holds the only slot, so the next seven are surely in flight too. It
         # must outlast sending them on a busy machine: 8,000 rows take seconds (3,600 once
@@ -263,15 +270,7 @@ def test_requests_cut_by_the_end_of_the_grace_period_get_json_503(
 ) -> None:
     """Requests still running when APP_SHUTDOWN_GRACE_S is over are cut, with a JSON 503 (the
     server's own answer would be a plain-text 500)."""
-    service = serve(
-        installed,
-        model_path=str(installed.slow_model),
-        max_concurrency="1",
-        max_rows="20000",
-        max_body_bytes="100000000",
-        inference_timeout_s="100",
-        shutdown_grace_s="1",
-    )
+    service = serve_long_requests(installed, serve, shutdown_grace_s="1")
     with ThreadPoolExecutor(max_workers=1) as pool:
         # Three long requests, one at a time (seconds each): the last cannot finish within a
         # second of grace.

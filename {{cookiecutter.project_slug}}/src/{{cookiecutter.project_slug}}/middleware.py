@@ -45,16 +45,22 @@ class BodySizeLimit:
         return f"request body larger than {self.max_bytes} bytes"
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps({"detail": self._detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        for message in json_answer(413, self._detail):
+            await send(message)
+
+
+def json_answer(status: int, detail: str, *headers: tuple[bytes, bytes]) -> list[Message]:
+    """The ASGI messages of a ``{"detail": ...}`` answer that closes the connection, for
+    middleware that answers before (or instead of) the app."""
+    body = json.dumps({"detail": detail}).encode()
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            *headers,
+        ],
+    }
+    return [start, {"type": "http.response.body", "body": body}]

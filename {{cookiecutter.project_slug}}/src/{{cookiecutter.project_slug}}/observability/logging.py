@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..middleware import json_answer
 from .routes import route_template
 
 access_log = logging.getLogger("{{ cookiecutter.project_slug }}.access")
@@ -110,8 +111,8 @@ class RequestLogMiddleware:
             # and would answer them with a plain-text 500: answer JSON 503 first.
             if not answered:
                 with contextlib.suppress(Exception):
-                    await send_with_id(STOPPED_START)
-                    await send_with_id(STOPPED_BODY)
+                    for message in STOPPED:
+                        await send_with_id(message)
             raise
         finally:
             if access_log.isEnabledFor(logging.INFO):
@@ -129,18 +130,9 @@ class RequestLogMiddleware:
                 )
 
 
-STOPPED = json.dumps({"detail": "the service stopped before it could answer; retry"}).encode()
-STOPPED_START: Message = {
-    "type": "http.response.start",
-    "status": 503,
-    "headers": [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(STOPPED)).encode()),
-        (b"retry-after", b"1"),
-        (b"connection", b"close"),
-    ],
-}
-STOPPED_BODY: Message = {"type": "http.response.body", "body": STOPPED}
+STOPPED = json_answer(
+    503, "the service stopped before it could answer; retry", (b"retry-after", b"1")
+)
 
 
 # A random prefix per process and a counter: unique ids without a system call per request

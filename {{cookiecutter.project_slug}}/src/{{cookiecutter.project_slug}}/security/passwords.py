@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from pwdlib import PasswordHash
 
 _hasher = PasswordHash.recommended()
-# Verifying against this when the user does not exist makes a failed login take the same
-# time whether or not the name is known, so response times do not reveal user names.
-_DUMMY_HASH = _hasher.hash("dummy password used only for timing")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this when the user does not exist makes a failed login take the same
+    time whether or not the name is known, so response times do not reveal user names. Made on
+    first use: hashing costs a tenth of a second that start-up need not pay."""
+    return _hasher.hash("dummy password used only for timing")
 
 
 def hash_password(password: str) -> str:
@@ -16,6 +23,6 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     if password_hash is None:
-        _hasher.verify(password, _DUMMY_HASH)
+        _hasher.verify(password, _dummy_hash())
         return False
     return _hasher.verify(password, password_hash)

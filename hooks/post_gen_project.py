@@ -78,7 +78,10 @@ OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
         [
             f"{PACKAGE}/observability/metrics.py",
             f"{PACKAGE}/observability/multiprocess.py",
+            f"{PACKAGE}/observability/model_metrics.py",
+            f"{PACKAGE}/observability/reference.py",
             "tests/test_metrics.py",
+            "tests/test_model_metrics.py",
             "monitoring",
         ],
     ),

@@ -89,6 +89,8 @@ def expected_presence(ctx: dict[str, Any], slug: str) -> dict[str, bool]:
 ABSENT_WORDS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "prometheus": lambda c: not c["use_prometheus"],
     "grafana": lambda c: not c["use_prometheus"],
+    "drift": lambda c: not c["use_prometheus"],
+    "APP_REFERENCE_PATH": lambda c: not c["use_prometheus"],
     "onnx": lambda c: c["model_framework"] != "onnx",
     "skops": lambda c: c["model_framework"] != "sklearn",
     "jwt": lambda c: c["auth"] not in {"jwt", "oidc"},

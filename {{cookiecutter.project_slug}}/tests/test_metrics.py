@@ -117,7 +117,10 @@ def test_one_worker_needs_no_multiprocess_dir(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_several_workers_get_a_fresh_shared_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV, raising=False)
+    # Set, then removed, through monkeypatch: the variable the code sets is undone afterwards,
+    # or every later test's /metrics would read the (empty) multiprocess files.
+    monkeypatch.setenv(ENV, "")
+    monkeypatch.delenv(ENV)
     directory = prepare_multiprocess_dir(2)
     assert directory is not None and directory.is_dir()
     assert os.environ[ENV] == str(directory)

@@ -56,10 +56,13 @@ class Recorder:
         self.batches: list[int] = []
         self.rejections: list[str] = []
 
-    def model_loaded(self, metadata: object) -> None:
+    def model_loaded(self, predictor: object) -> None:
         pass
 
     def inference_done(self, seconds: float, rows: int) -> None:
+        pass
+
+    def predicted(self, rows: object, prediction: object) -> None:
         pass
 
     def batch_formed(self, size: int) -> None:

@@ -96,9 +96,52 @@ def train_demo(
     ),
 ) -> None:
     """Train the demo model and save it, for APP_MODEL_PATH or an image build."""
+{%- if cookiecutter.use_prometheus %}
+    from .model.demo import demo_records
+    from .model.loader import load_predictor, write_demo
+    from .observability import reference
+
+    artifact = write_demo(output)
+    predictor = load_predictor(artifact, "demo")
+    reference.write(predictor, demo_records(), reference.default_path(artifact))
+    typer.echo(str(artifact))
+
+
+@app.command("reference")
+def reference_statistics(
+    data: Annotated[
+        Path, typer.Argument(help="The training data: CSV with a header row, or Parquet.")
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option(envvar="APP_MODEL_PATH", help="The model artifact [default: the demo]."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Where to write [default: beside the model].")
+    ] = None,
+) -> None:
+    """Describe the training data beside the model, for the input drift metrics."""
+    from .model.base import ModelLoadError
+    from .model.loader import load_predictor
+    from .observability import reference
+
+    if output is None:
+        if model is None:
+            typer.echo("error: give --output (or --model, to write beside it)", err=True)
+            raise typer.Exit(2)
+        output = reference.default_path(model)
+    try:
+        predictor = load_predictor(model, "model")
+        records = reference.read_records(data, predictor.metadata.signature)
+        typer.echo(str(reference.write(predictor, records, output)))
+    except (ModelLoadError, reference.ReferenceError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+{%- else %}
     from .model.loader import write_demo
 
     typer.echo(str(write_demo(output)))
+{%- endif %}
 
 
 def main() -> None:

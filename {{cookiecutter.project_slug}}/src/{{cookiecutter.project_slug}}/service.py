@@ -67,6 +67,8 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
                 load_predictor, settings.model_path, settings.model_name
             )
             await anyio.to_thread.run_sync(warm_up, predictor, settings.max_rows)
+            if state.observer is not None:
+                await anyio.to_thread.run_sync(state.observer.model_loaded, predictor)
             # Everything loaded so far (libraries, the model) lives as long as the process.
             # Freezing it keeps the garbage collector from walking it again and again under
             # load: those full collections paused every request for tens of milliseconds.
@@ -85,8 +87,6 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
             max_batch_wait_ms=settings.max_batch_wait_ms,
             observer=state.observer,
         )
-        if state.observer is not None:
-            state.observer.model_loaded(predictor.metadata)
         ready = {"model": predictor.metadata.name, "version": predictor.metadata.version}
         try:
             async with runner:

@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
         description="The name reported by /model and used in model routes.",
     )
+{%- if cookiecutter.use_prometheus %}
+    reference_path: Path | None = Field(
+        default=None,
+        description="Reference statistics of the training data, for input drift metrics; "
+        "empty: <model>.reference.json beside the model, if it is there.",
+    )
+    monitor_max_features: int = Field(
+        default=20,
+        ge=0,
+        description="Input drift is counted for this many features (the first, in order).",
+    )
+{%- endif %}
 
     # Server
     host: str = "127.0.0.1"

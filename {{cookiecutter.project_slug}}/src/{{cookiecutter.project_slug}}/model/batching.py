@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .base import ModelError, Prediction, Predictor, Rows
+
+logger = logging.getLogger(__name__)
+# Sees each successful model call: its rows and the answer (the metrics of what the model does).
+Observe = Callable[[Rows, Prediction], None]
 
 
 @dataclass(eq=False, slots=True)
@@ -101,11 +107,14 @@ class BatchQueue:
         return sum(len(item.rows) for item in self._items)
 
 
-def predict_batch(predictor: Predictor, batch: list[Pending]) -> int:
+def predict_batch(
+    predictor: Predictor, batch: list[Pending], observe: Observe = lambda rows, answer: None
+) -> int:
     """Run the requests as one stacked batch and hand each its own answer; return the row count.
 
     If the stacked batch fails, each request runs again on its own: one request's bad rows
-    must not fail the others that happened to share its batch.
+    must not fail the others that happened to share its batch. ``observe`` sees every model
+    call that succeeded, with its rows.
     """
     stacked = batch[0].rows if len(batch) == 1 else np.concatenate([i.rows for i in batch])
     probabilities = any(item.probabilities for item in batch)
@@ -116,8 +125,12 @@ def predict_batch(predictor: Predictor, batch: list[Pending]) -> int:
             batch[0].error = exc
         else:
             for item in batch:
-                predict_batch(predictor, [item])
+                predict_batch(predictor, [item], observe)
         return len(stacked)
+    try:
+        observe(stacked, prediction)
+    except Exception:  # counting what the model did must never cost a caller its answer
+        logger.exception("observing the model's answers failed")
     start = 0
     for item in batch:
         count = len(item.rows)

@@ -178,10 +178,14 @@ def export(estimator: Any, sample: Any = None) -> bytes:
     then takes one input per column); by default a float32 matrix row.
     """
     from skl2onnx import to_onnx
+    from sklearn.base import is_classifier
 
     if sample is None:
         sample = np.zeros((1, int(estimator.n_features_in_)), dtype=np.float32)
-    model = to_onnx(estimator, sample, options={"zipmap": False}, target_opset=17)
+    # Probabilities as one [batch, classes] tensor rather than ZipMap's list of maps; a
+    # regressor has no such option, and skl2onnx refuses it.
+    options = {"zipmap": False} if is_classifier(estimator) else None
+    model = to_onnx(estimator, sample, options=options, target_opset=17)
     return bytes(model.SerializeToString())
 
 

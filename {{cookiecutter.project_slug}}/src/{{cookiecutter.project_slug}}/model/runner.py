@@ -20,7 +20,7 @@ import time
 from types import TracebackType
 from typing import Protocol
 
-from .base import ModelMetadata, Prediction, Predictor, Rows
+from .base import Prediction, Predictor, Rows
 from .batching import BatchQueue, Pending, predict_batch
 
 logger = logging.getLogger(__name__)
@@ -30,9 +30,11 @@ class InferenceObserver(Protocol):
     """Receives what the runner measures (durations, batch sizes, rejections), and the model
     once it is loaded."""
 
-    def model_loaded(self, metadata: ModelMetadata) -> None: ...
+    def model_loaded(self, predictor: Predictor) -> None: ...
 
     def inference_done(self, seconds: float, rows: int) -> None: ...
+
+    def predicted(self, rows: Rows, prediction: Prediction) -> None: ...
 
     def batch_formed(self, size: int) -> None: ...
 
@@ -40,10 +42,13 @@ class InferenceObserver(Protocol):
 
 
 class NullObserver:
-    def model_loaded(self, metadata: ModelMetadata) -> None:
+    def model_loaded(self, predictor: Predictor) -> None:
         pass
 
     def inference_done(self, seconds: float, rows: int) -> None:
+        pass
+
+    def predicted(self, rows: Rows, prediction: Prediction) -> None:
         pass
 
     def batch_formed(self, size: int) -> None:
@@ -154,7 +159,7 @@ class InferenceRunner:
                 continue
             try:
                 started = time.perf_counter()
-                rows = predict_batch(self.predictor, batch)
+                rows = predict_batch(self.predictor, batch, self._observer.predicted)
                 self._observer.batch_formed(rows)
                 self._observer.inference_done(time.perf_counter() - started, rows)
             except Exception:  # not the model's (predict_batch keeps those): keep the thread

@@ -32,11 +32,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..model.base import ModelMetadata
+from ..model.base import ModelMetadata, Prediction, Predictor, Rows
 from ..settings import Settings
 from ..state import ServiceState
 from ..wiring import Lifespan, on_exit
+from .model_metrics import ModelMonitor, load_reference
 from .multiprocess import ENV
+from .reference import default_path
 from .routes import route_template
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -82,8 +84,23 @@ _REJECTED_BY_REASON = {reason: REJECTED.labels(reason=reason) for reason in REJE
 class PrometheusObserver:
     """Feeds the inference runner's measurements into the model metrics."""
 
-    def model_loaded(self, metadata: ModelMetadata) -> None:
-        record_model(metadata)
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._monitor: ModelMonitor | None = None
+
+    def model_loaded(self, predictor: Predictor) -> None:
+        """Label the model, and load the reference its inputs are compared with."""
+        record_model(predictor.metadata)
+        settings = self._settings
+        path = settings.reference_path
+        if path is None and settings.model_path is not None:
+            path = default_path(settings.model_path)
+        found = load_reference(predictor, path, explicit=settings.reference_path is not None)
+        self._monitor = ModelMonitor(predictor, found, settings.monitor_max_features)
+
+    def predicted(self, rows: Rows, prediction: Prediction) -> None:
+        if self._monitor is not None:
+            self._monitor.observe(rows, prediction)
 
     def inference_done(self, seconds: float, rows: int) -> None:
         INFERENCE_DURATION.observe(seconds)
@@ -172,7 +189,7 @@ async def metrics_endpoint(request: Request) -> Response:
 def install(app: FastAPI, settings: Settings) -> Lifespan:
     """Count requests and inferences, and serve them on /metrics (no credentials)."""
     state: ServiceState = app.state.service
-    state.observer = PrometheusObserver()
+    state.observer = PrometheusObserver(settings)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_middleware(MetricsMiddleware)
     return on_exit(mark_worker_exit)

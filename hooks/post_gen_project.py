@@ -85,6 +85,10 @@ OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
             "monitoring",
         ],
     ),
+    "opentelemetry": (
+        lambda a: is_true(a["use_opentelemetry"]),
+        [f"{PACKAGE}/observability/tracing.py", "tests/test_tracing.py"],
+    ),
     "docker": (
         lambda a: is_true(a["use_docker"]),
         ["Dockerfile", ".dockerignore", "docker-compose.yml"],
@@ -151,11 +155,13 @@ PRE_LETTERS = {"alpha": "a", "beta": "b", "c": "rc", "pre": "rc", "preview": "rc
 def lock_name(answers: Answers) -> str:
     """The stored lock for the answers' dependency set, e.g. ``sklearn-jwt-metrics.lock``.
 
-    Serverless variants add Mangum and the Lambda runtime client: ``...-serverless.lock``.
+    Serverless variants add Mangum and the Lambda runtime client: ``...-serverless.lock``;
+    traced ones the OpenTelemetry SDK and its OTLP exporter: ``...-otel.lock``.
     """
     metrics = "metrics" if is_true(answers["use_prometheus"]) else "nometrics"
     serverless = "-serverless" if is_true(answers["use_serverless"]) else ""
-    return f"{answers['model_framework']}-{answers['auth']}-{metrics}{serverless}.lock"
+    otel = "-otel" if is_true(answers["use_opentelemetry"]) else ""
+    return f"{answers['model_framework']}-{answers['auth']}-{metrics}{serverless}{otel}.lock"
 
 
 def distribution_name(slug: str) -> str:
@@ -278,6 +284,7 @@ def main() -> int:
         "use_kubernetes": "{{ cookiecutter.use_kubernetes }}",
         "use_serverless": "{{ cookiecutter.use_serverless }}",
         "use_open_inference_protocol": "{{ cookiecutter.use_open_inference_protocol }}",
+        "use_opentelemetry": "{{ cookiecutter.use_opentelemetry }}",
         "license": "{{ cookiecutter.license }}",
     }
     root = Path.cwd()

@@ -2,11 +2,11 @@
 
 Run it with ``make locks`` (or ``.venv/bin/python scripts/lock.py [--upgrade]``). A baked
 project's lock depends only on its dependency set, model_framework x auth x use_prometheus x
-use_serverless (``requires-python`` is fixed, so python_version does not matter), and on the
+use_serverless x use_opentelemetry (``requires-python`` is fixed, so python_version does not matter), and on the
 project's own name and version, which the post-generation hook fills in. For each set this
 script bakes the template with the default name and version (the hook puts the currently stored
 lock in place, if there is one), runs ``uv lock`` in the baked project, and stores the result as
-``{{cookiecutter.project_slug}}/.locks/<framework>-<auth>-<metrics|nometrics>[-serverless].lock``.
+``{{cookiecutter.project_slug}}/.locks/<framework>-<auth>-<metrics|nometrics>[-serverless][-otel].lock``.
 
 ``uv lock`` keeps every locked version that still satisfies ``pyproject.toml``, so after a
 dependency change only what had to move moves; ``--upgrade`` takes the newest versions instead.
@@ -34,7 +34,13 @@ from cookiecutter.main import cookiecutter
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "{{cookiecutter.project_slug}}" / ".locks"
 # The answers that change the baked project's dependencies, and nothing else.
-DEPENDENCY_ANSWERS = ("model_framework", "auth", "use_prometheus", "use_serverless")
+DEPENDENCY_ANSWERS = (
+    "model_framework",
+    "auth",
+    "use_prometheus",
+    "use_serverless",
+    "use_opentelemetry",
+)
 
 
 def load_hook() -> ModuleType:

@@ -65,6 +65,9 @@ class Recorder:
     def predicted(self, rows: object, prediction: object) -> None:
         pass
 
+    def answered(self, rows: int, timings: object) -> None:
+        pass
+
     def batch_formed(self, size: int) -> None:
         self.batches.append(size)
 

@@ -14,6 +14,9 @@ from .observability.logging import RequestLogMiddleware, configure_logging
 {%- if cookiecutter.use_prometheus %}
 from .observability.metrics import install as install_metrics
 {%- endif %}
+{%- if cookiecutter.use_opentelemetry %}
+from .observability.tracing import install as install_tracing
+{%- endif %}
 from .quota import install as install_quota
 {%- if cookiecutter.auth != "none" %}
 from .security.{{ cookiecutter.auth }} import install as install_auth
@@ -38,6 +41,9 @@ INSTALLERS: tuple[Installer, ...] = (
     install_metrics,
 {%- endif %}
     install_cors,
+{%- if cookiecutter.use_opentelemetry %}
+    install_tracing,  # last: wraps the guard and the observer that the others installed
+{%- endif %}
 )
 
 

@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,6 +23,20 @@ from .base import ModelError, Prediction, Predictor, Rows
 logger = logging.getLogger(__name__)
 # Sees each successful model call: its rows and the answer (the metrics of what the model does).
 Observe = Callable[[Rows, Prediction], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """When a request waited, rode in a batch and the model ran (ns since the epoch), and
+    that batch's size: what a trace shows of the time spent in an inference thread."""
+
+    queued: int
+    batch_started: int
+    predict_started: int
+    predict_ended: int
+    batch_ended: int
+    batch_rows: int
+    batch_requests: int
 
 
 @dataclass(eq=False, slots=True)
@@ -33,6 +48,8 @@ class Pending:
     answer: asyncio.Future[Prediction]
     result: Prediction | None = None
     error: BaseException | None = None
+    queued: int = field(default_factory=time.time_ns)
+    timings: Timings | None = None
 
     def settle(self) -> None:
         """Hand the result to the caller. Runs on the event loop, never in a worker thread."""
@@ -116,17 +133,21 @@ def predict_batch(
     must not fail the others that happened to share its batch. ``observe`` sees every model
     call that succeeded, with its rows.
     """
+    started = time.time_ns()
     stacked = batch[0].rows if len(batch) == 1 else np.concatenate([i.rows for i in batch])
     probabilities = any(item.probabilities for item in batch)
+    predict_started = time.time_ns()
     try:
         prediction = _predict(predictor, stacked, probabilities)
     except ModelError as exc:
         if len(batch) == 1:
             batch[0].error = exc
+            _note(batch, started, predict_started, len(stacked))
         else:
             for item in batch:
                 predict_batch(predictor, [item], observe)
         return len(stacked)
+    predict_ended = time.time_ns()
     try:
         observe(stacked, prediction)
     except Exception:  # counting what the model did must never cost a caller its answer
@@ -137,7 +158,18 @@ def predict_batch(
         answer = prediction.slice(start, start + count)
         item.result = answer if item.probabilities else Prediction(answer.values)
         start += count
+    _note(batch, started, predict_started, len(stacked), predict_ended)
     return len(stacked)
+
+
+def _note(
+    batch: list[Pending], started: int, predict_started: int, rows: int, ended: int = 0
+) -> None:
+    now = time.time_ns()
+    for item in batch:
+        item.timings = Timings(
+            item.queued, started, predict_started, ended or now, now, rows, len(batch)
+        )
 
 
 def _predict(predictor: Predictor, rows: Rows, probabilities: bool) -> Prediction:

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Protocol
 
 from .base import Prediction, Predictor, Rows
-from .batching import BatchQueue, Pending, predict_batch
+from .batching import BatchQueue, Pending, Timings, predict_batch
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ class InferenceObserver(Protocol):
 
     def predicted(self, rows: Rows, prediction: Prediction) -> None: ...
 
+    def answered(self, rows: int, timings: Timings) -> None:
+        """A request's answer (or model error) is back, on the request's own task."""
+        ...
+
     def batch_formed(self, size: int) -> None: ...
 
     def rejected(self, reason: str) -> None: ...
@@ -49,6 +53,9 @@ class NullObserver:
         pass
 
     def predicted(self, rows: Rows, prediction: Prediction) -> None:
+        pass
+
+    def answered(self, rows: int, timings: Timings) -> None:
         pass
 
     def batch_formed(self, size: int) -> None:
@@ -151,6 +158,8 @@ class InferenceRunner:
             raise
         finally:
             self._pending -= 1
+            if item.timings is not None:
+                self._observer.answered(len(rows), item.timings)
 
     def _work(self) -> None:
         """A worker thread: take a batch, run it, hand the answers back to the event loop."""

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TextIO
 
@@ -23,6 +24,11 @@ _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "co
 # The id of the request being served, for every log line written while serving it. Each request
 # runs in a task of its own, which keeps its own copy of this variable.
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+# More fields for every JSON log line, from whatever follows the current request across
+# services (tracing.py puts the trace and span ids here).
+LOG_CONTEXT: list[Callable[[], dict[str, str]]] = []
 
 
 def current_request_id() -> str | None:
@@ -40,6 +46,8 @@ class JsonFormatter(logging.Formatter):
         payload.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
         if "request_id" not in payload and (request_id := _request_id.get()) is not None:
             payload["request_id"] = request_id
+        for fields in LOG_CONTEXT:
+            payload.update(fields())
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)

@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..model.base import ModelMetadata, Prediction, Predictor, Rows
+from ..model.batching import Timings
 from ..settings import Settings
 from ..state import ServiceState
 from ..wiring import Lifespan, on_exit
@@ -101,6 +102,9 @@ class PrometheusObserver:
     def predicted(self, rows: Rows, prediction: Prediction) -> None:
         if self._monitor is not None:
             self._monitor.observe(rows, prediction)
+
+    def answered(self, rows: int, timings: Timings) -> None:
+        pass
 
     def inference_done(self, seconds: float, rows: int) -> None:
         INFERENCE_DURATION.observe(seconds)

@@ -1,0 +1,187 @@
+"""Distributed traces: a span per request, with the credentials check, the queue, the batch and
+the model call under it, exported over OTLP; the trace and span ids in every JSON log line.
+
+FastAPI itself opens the server span of each request once a tracer provider is set: it honours
+the caller's W3C ``traceparent``, and names the span after the route template. This module sets
+that provider up from OpenTelemetry's standard variables (``OTEL_SERVICE_NAME``,
+``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``..._TRACES_ENDPOINT``, ``OTEL_TRACES_SAMPLER`` and
+``..._ARG``, ``OTEL_RESOURCE_ATTRIBUTES``; OTLP over HTTP/protobuf) and adds what FastAPI cannot
+see:
+
+- ``auth``: the credentials check;
+- ``inference``, with ``inference.queue`` (waiting for an inference thread), then
+  ``inference.batch`` (the stacked batch this request rode in: its rows and requests) and
+  ``model.predict`` (the model's own call) under it. These run in an inference thread; they are
+  recorded afterwards, on the request's own task, from the times the runner noted, so the
+  thread never needs the request's context.
+
+``OTEL_SDK_DISABLED=true`` turns all of it off: nothing is installed, no request pays for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.security.base import SecurityBase
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.util.types import Attributes
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..access import Guard, Principal
+from ..model.base import ModelMetadata, Prediction, Predictor, Rows
+from ..model.batching import Timings
+from ..model.runner import InferenceObserver, NullObserver
+from ..settings import Settings
+from ..state import ServiceState
+from ..wiring import Lifespan, on_exit
+from .logging import LOG_CONTEXT
+from .routes import UNMATCHED, route_template
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+FLUSH_TIMEOUT_MS = 5_000
+
+
+def tracer_provider() -> TracerProvider | None:
+    """The process's SDK provider: one already set (tests, an agent), or one made from the
+    ``OTEL_*`` variables; None when ``OTEL_SDK_DISABLED`` is true."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    provider = TracerProvider()  # sampler and resource (service name) from OTEL_* variables
+    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if exporter == "otlp" and endpoint:
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:
+        # Spans are still made, so logs carry trace ids; they are just not sent anywhere.
+        logger.info("tracing: no OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); spans not exported")
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def log_context() -> dict[str, str]:
+    """The current trace and span ids, for the JSON log line being written."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+
+
+class TracedGuard:
+    """The installed guard, its check in an ``auth`` span."""
+
+    def __init__(self, guard: Guard) -> None:
+        self._guard = guard
+
+    @property
+    def scheme(self) -> SecurityBase:
+        return self._guard.scheme
+
+    async def authorize(self, request: Request, scope: str) -> Principal:
+        with tracer.start_as_current_span("auth", attributes={"auth.scope": scope}):
+            return await self._guard.authorize(request, scope)
+
+
+class TracingObserver:
+    """Passes every measurement on to the observer it wraps (metrics, say), and turns each
+    answered request's timings into spans under the request's own span."""
+
+    def __init__(self, inner: InferenceObserver | None) -> None:
+        self._inner = inner or NullObserver()
+        self._model: dict[str, str | int] = {}
+
+    def model_loaded(self, predictor: Predictor) -> None:
+        meta: ModelMetadata = predictor.metadata
+        self._model = {
+            "model.name": meta.name,
+            "model.version": meta.version,
+            "model.framework": meta.framework,
+        }
+        self._inner.model_loaded(predictor)
+
+    def inference_done(self, seconds: float, rows: int) -> None:
+        self._inner.inference_done(seconds, rows)
+
+    def predicted(self, rows: Rows, prediction: Prediction) -> None:
+        self._inner.predicted(rows, prediction)
+
+    def batch_formed(self, size: int) -> None:
+        self._inner.batch_formed(size)
+
+    def rejected(self, reason: str) -> None:
+        self._inner.rejected(reason)
+
+    def answered(self, rows: int, timings: Timings) -> None:
+        self._inner.answered(rows, timings)
+        if not trace.get_current_span().is_recording():
+            return  # not sampled, or no request span at all
+        with _span("inference", timings.queued, time.time_ns(), {**self._model, "rows": rows}):
+            with _span("inference.queue", timings.queued, timings.batch_started, {}):
+                pass
+            batch = {"batch.rows": timings.batch_rows, "batch.requests": timings.batch_requests}
+            with _span("inference.batch", timings.batch_started, timings.batch_ended, batch):
+                model = {**self._model, "rows": timings.batch_rows}
+                with _span("model.predict", timings.predict_started, timings.predict_ended, model):
+                    pass
+
+
+@contextmanager
+def _span(name: str, start: int, end: int, attributes: Attributes) -> Iterator[None]:
+    """A span that happened already, from ``start`` to ``end`` (ns), as the current span."""
+    span = tracer.start_span(name, start_time=start, attributes=attributes)
+    try:
+        with trace.use_span(span, end_on_exit=False):
+            yield
+    finally:
+        span.end(end_time=end)
+
+
+class SpanNameMiddleware:
+    """Name the server span after the route template where FastAPI's router did not match it
+    (``POST /predict`` is answered ahead of the router, see ``fast_path.py``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                route = route_template(scope)
+                span = trace.get_current_span()
+                if route != UNMATCHED and span.is_recording():
+                    span.update_name(f"{scope['method']} {route}")
+                    span.set_attribute("http.route", route)
+            await send(message)
+
+        await self.app(scope, receive, send_named)
+
+
+def install(app: FastAPI, settings: Settings) -> Lifespan | None:
+    """Trace requests (unless ``OTEL_SDK_DISABLED``); flush the last spans at shutdown."""
+    provider = tracer_provider()
+    if provider is None:
+        return None
+    state: ServiceState = app.state.service
+    if state.guard is not None:
+        state.guard = TracedGuard(state.guard)
+    state.observer = TracingObserver(state.observer)
+    LOG_CONTEXT[:] = [log_context]
+    app.add_middleware(SpanNameMiddleware)
+    return on_exit(lambda: provider.force_flush(FLUSH_TIMEOUT_MS))

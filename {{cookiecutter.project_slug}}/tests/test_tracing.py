@@ -1,0 +1,162 @@
+"""Traces: one span tree per request, the caller's trace continued, trace ids in the logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.observability.logging import JsonFormatter
+from {{ cookiecutter.project_slug }}.observability.tracing import (
+    SpanNameMiddleware,
+    TracingObserver,
+    tracer_provider,
+)
+
+from .conftest import IRIS_ROW
+
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+
+
+@pytest.fixture(scope="module")
+def exporter() -> Iterator[InMemorySpanExporter]:
+    """Every finished span of this process, kept in memory (the SDK's own test exporter)."""
+    provider = tracer_provider()
+    assert provider is not None
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()
+
+
+@pytest.fixture
+def spans(exporter: InMemorySpanExporter) -> InMemorySpanExporter:
+    exporter.clear()
+    return exporter
+
+
+@pytest.fixture
+def batching(make_settings: Any, auth_headers: dict[str, str]) -> Iterator[TestClient]:
+    """The service with micro-batching on and the access log at info."""
+    settings = make_settings(max_batch_size=8, log_level="info")
+    with TestClient(create_app(settings), headers=auth_headers) as client:
+        yield client
+
+
+def children(spans: list[ReadableSpan], parent: ReadableSpan) -> dict[str, ReadableSpan]:
+    assert parent.context is not None
+    return {
+        s.name: s
+        for s in spans
+        if s.parent is not None and s.parent.span_id == parent.context.span_id
+    }
+
+
+def server_span(spans: list[ReadableSpan]) -> ReadableSpan:
+    (server,) = [s for s in spans if s.kind == SpanKind.SERVER]
+    return server
+
+
+def test_predict_is_one_span_tree(batching: TestClient, spans: InMemorySpanExporter) -> None:
+    assert batching.post("/predict", json={"instances": [IRIS_ROW, IRIS_ROW]}).status_code == 200
+    finished = list(spans.get_finished_spans())
+    server = server_span(finished)
+    assert server.name == "POST /predict"
+    assert server.attributes is not None
+    assert server.attributes["http.route"] == "/predict"
+    assert server.attributes["http.response.status_code"] == 200
+    under_server = children(finished, server)
+{%- if cookiecutter.auth != "none" %}
+    assert {"auth", "inference"} <= set(under_server), sorted(under_server)
+    assert under_server["auth"].attributes == {"auth.scope": "predict"}
+{%- else %}
+    assert "inference" in under_server, sorted(under_server)
+{%- endif %}
+    inference = under_server["inference"]
+    assert inference.attributes is not None and inference.attributes["rows"] == 2
+    assert inference.attributes["model.version"] == "iris-1"
+    stages = children(finished, inference)
+    assert set(stages) == {"inference.queue", "inference.batch"}
+    batch = stages["inference.batch"]
+    assert batch.attributes == {"batch.rows": 2, "batch.requests": 1}
+    (predict,) = children(finished, batch).values()
+    assert predict.name == "model.predict"
+    assert predict.attributes is not None
+    assert predict.attributes["model.name"] and predict.attributes["rows"] == 2
+    # Each stage inside its parent, in order: queue, then batch, the model call within it.
+    queue = stages["inference.queue"]
+    times = [(s.start_time or 0, s.end_time or 0) for s in (inference, queue, batch, predict)]
+    (i0, i1), (q0, q1), (b0, b1), (p0, p1) = times
+    assert i0 <= q0 <= q1 <= b0 <= p0 <= p1 <= b1 <= i1
+    assert server.context is not None
+    assert {s.context.trace_id for s in finished if s.context} == {server.context.trace_id}
+
+
+def test_the_callers_trace_is_continued(batching: TestClient, spans: InMemorySpanExporter) -> None:
+    parent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+    response = batching.post(
+        "/predict", json={"instances": [IRIS_ROW]}, headers={"traceparent": parent}
+    )
+    assert response.status_code == 200
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.context is not None and server.parent is not None
+    assert f"{server.context.trace_id:032x}" == CALLER_TRACE
+    assert f"{server.parent.span_id:016x}" == CALLER_SPAN
+
+
+def test_a_caller_that_does_not_sample_gets_no_spans(
+    batching: TestClient, spans: InMemorySpanExporter
+) -> None:
+    parent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"
+    response = batching.post(
+        "/predict", json={"instances": [IRIS_ROW]}, headers={"traceparent": parent}
+    )
+    assert response.status_code == 200
+    assert list(spans.get_finished_spans()) == []
+
+
+def test_log_lines_carry_the_trace(batching: TestClient, spans: InMemorySpanExporter) -> None:
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    handler.setFormatter(JsonFormatter())
+    access = logging.getLogger("{{ cookiecutter.project_slug }}.access")
+    access.addHandler(handler)
+    try:
+        assert batching.post("/predict", json={"instances": [IRIS_ROW]}).status_code == 200
+    finally:
+        access.removeHandler(handler)
+    (line,) = [json.loads(text) for text in written.getvalue().splitlines()]
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.context is not None
+    assert line["route"] == "/predict"
+    assert line["trace_id"] == f"{server.context.trace_id:032x}"
+    assert line["span_id"] == f"{server.context.span_id:016x}"
+
+
+def test_a_refused_request_is_traced_too(batching: TestClient, spans: InMemorySpanExporter) -> None:
+    assert batching.post("/predict", json={"instances": [[1, 2]]}).status_code == 422
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.name == "POST /predict"
+    assert server.attributes is not None
+    assert server.attributes["http.response.status_code"] == 422
+    assert "inference" not in children(list(spans.get_finished_spans()), server)
+
+
+def test_otel_sdk_disabled_installs_nothing(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    app = create_app(make_settings())
+    assert not isinstance(app.state.service.observer, TracingObserver)
+    assert not [m for m in app.user_middleware if m.cls is SpanNameMiddleware]  # type: ignore[comparison-overlap]

@@ -2,8 +2,9 @@
 
 Run it with ``make locks`` (or ``.venv/bin/python scripts/lock.py [--upgrade]``). A baked
 project's lock depends only on its dependency set, model_framework x auth x use_prometheus x
-use_serverless x use_opentelemetry (``requires-python`` is fixed, so python_version does not matter), and on the
-project's own name and version, which the post-generation hook fills in. For each set this
+use_serverless x use_opentelemetry (``requires-python`` is fixed, so python_version does not
+matter), and on the project's own name and version, which the post-generation hook fills in.
+For each set this
 script bakes the template with the default name and version (the hook puts the currently stored
 lock in place, if there is one), runs ``uv lock`` in the baked project, and stores the result as
 ``{{cookiecutter.project_slug}}/.locks/<framework>-<auth>-<metrics|nometrics>[-serverless][-otel].lock``.

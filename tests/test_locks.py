@@ -4,10 +4,9 @@ The template stores one lock per dependency set (model_framework x auth x use_pr
 use_serverless x use_opentelemetry) in ``{{cookiecutter.project_slug}}/.locks/``, made by
 ``make locks`` (scripts/lock.py) for the default name and version; the post-generation hook
 picks the matching one and gives it the project's name and version. These tests bake every set
-and ask uv whether
-the result fits: ``uv lock --check`` (the lock satisfies the baked pyproject.toml) and
-``uv sync --locked --dry-run`` (what the Dockerfile runs). A valid lock needs no package index
-for either, so each test takes well under a second.
+and ask uv whether the result fits: ``uv lock --check`` (the lock satisfies the baked
+pyproject.toml) and ``uv sync --locked --dry-run`` (what the Dockerfile runs). A valid lock needs
+no package index for either, so each test takes well under a second.
 """
 
 from __future__ import annotations

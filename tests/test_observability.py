@@ -586,8 +586,30 @@ def test_prometheus_scrapes_the_service(served: Served, prometheus_server: str) 
         )
         assert 5 <= scraped <= served_now
 
+        # The drift rules run on the real series: a finite PSI per feature of the demo model.
+        psi_selector = f'feature:model_input_psi:1h{{job="{job}"}}'
+        while True:
+            predict_over_fresh_connections(served, 2)
+            psi = query(api, psi_selector)
+            finite = {s["metric"]["feature"]: float(s["value"][1]) for s in psi}
+            finite = {k: v for k, v in finite.items() if v == v}  # NaN until inputs increase
+            if len(finite) == 4 or time.monotonic() > deadline:
+                break
+            time.sleep(POLL_S * 5)
+        features = {"sepal_length", "sepal_width", "petal_length", "petal_width"}
+        assert set(finite) == features, f"no PSI recorded within 60 s: {psi}"
+        # Only setosa-like rows were sent: far from the training data's spread of species.
+        assert all(value > 0.25 for value in finite.values()), finite
+
         rules = api.get("/api/v1/rules").json()["data"]["groups"]
         loaded = {rule["name"] for group in rules for rule in group["rules"]}
-        assert loaded == {"ServiceDown", "HighErrorRate", "HighLatencyP99"}
+        assert loaded == {
+            "ServiceDown",
+            "HighErrorRate",
+            "HighLatencyP99",
+            "feature_bucket:model_input_share:ratio_1h",
+            "feature:model_input_psi:1h",
+            "InputDrift",
+        }
         for rule in (r for group in rules for r in group["rules"]):
             assert rule["health"] in ("ok", "unknown"), rule

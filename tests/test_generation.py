@@ -103,8 +103,11 @@ ABSENT_WORDS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "psycopg": lambda c: c["auth"] in {"none", "oidc"},
     "APP_DATABASE_URL": lambda c: c["auth"] in {"none", "oidc"},
     "/v2/models": lambda c: not c["use_open_inference_protocol"],
-    "opentelemetry": lambda c: not c["use_opentelemetry"],
+    # FastAPI itself depends on opentelemetry-api; the SDK and the rest come with tracing only.
+    "opentelemetry-sdk": lambda c: not c["use_opentelemetry"],
     "OTEL_": lambda c: not c["use_opentelemetry"],
+    "traceparent": lambda c: not c["use_opentelemetry"],
+    "tracing.py": lambda c: not c["use_opentelemetry"],
     "mangum": lambda c: not c["use_serverless"],
     "awslambdaric": lambda c: not c["use_serverless"],
     "serverless": lambda c: not c["use_serverless"],

@@ -27,7 +27,7 @@ _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 # More fields for every JSON log line, from whatever follows the current request across
-# services (tracing.py puts the trace and span ids here).
+# services: the trace and span ids, in a project that traces its requests.
 LOG_CONTEXT: list[Callable[[], dict[str, str]]] = []
 
 

@@ -223,6 +223,10 @@ def test_grafana_is_provisioned_with_the_datasource_and_dashboard(baked: Baked) 
         "Inference time",
         "Batch size",
         "Rejections",
+        "Predicted classes",
+        "Confidence",
+        "Predicted values",
+        "Input drift",
     ):
         assert wanted in titles, f"dashboard lacks a {wanted!r} panel"
     for panel in dashboard["panels"]:
@@ -232,6 +236,25 @@ def test_grafana_is_provisioned_with_the_datasource_and_dashboard(baked: Baked) 
     latency = " ".join(dashboard_expressions(dashboard)["Latency"])
     for quantile in ("0.5", "0.95", "0.99"):
         assert f"histogram_quantile({quantile}," in latency
+
+
+def test_traces_are_wired_to_jaeger_and_linked_from_latency(bake: Callable[..., Baked]) -> None:
+    baked = bake(use_opentelemetry=True)
+    compose = yaml.safe_load((baked.path / "docker-compose.yml").read_text())
+    app = compose["services"]["app"]["environment"]
+    assert app["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    assert compose["services"]["jaeger"]["image"].startswith("jaegertracing/jaeger:")
+    assert "--enable-feature=exemplar-storage" in compose["services"]["prometheus"]["command"]
+    datasources = yaml.safe_load(
+        (baked.path / "monitoring/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"]
+    by_uid = {source["uid"]: source for source in datasources}
+    (link,) = by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert link == {"name": "trace_id", "datasourceUid": "jaeger"}
+    assert by_uid["jaeger"]["url"] == "http://jaeger:16686"
+    dashboard = json.loads((baked.path / "monitoring/grafana/dashboards/service.json").read_text())
+    (latency,) = [p for p in dashboard["panels"] if p["title"] == "Latency"]
+    assert all(target["exemplar"] for target in latency["targets"])
 
 
 def test_without_prometheus_nothing_of_monitoring_is_left(bake: Callable[..., Baked]) -> None:

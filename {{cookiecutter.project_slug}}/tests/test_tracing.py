@@ -160,3 +160,27 @@ def test_otel_sdk_disabled_installs_nothing(
     app = create_app(make_settings())
     assert not isinstance(app.state.service.observer, TracingObserver)
     assert not [m for m in app.user_middleware if m.cls is SpanNameMiddleware]  # type: ignore[comparison-overlap]
+{%- if cookiecutter.use_prometheus %}
+
+
+def test_latency_samples_link_to_their_trace(
+    batching: TestClient, spans: InMemorySpanExporter
+) -> None:
+    parent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+    response = batching.post(
+        "/predict", json={"instances": [IRIS_ROW]}, headers={"traceparent": parent}
+    )
+    assert response.status_code == 200
+    plain = batching.get("/metrics")
+    assert "trace_id" not in plain.text  # the Prometheus text format has no exemplars
+    open_metrics = batching.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
+    linked = [
+        line
+        for line in open_metrics.text.splitlines()
+        if line.startswith("http_request_duration_seconds_bucket{")
+        and 'route="/predict"' in line
+        and f'trace_id="{CALLER_TRACE}"' in line
+    ]
+    assert linked, open_metrics.text[-2000:]
+{%- endif %}

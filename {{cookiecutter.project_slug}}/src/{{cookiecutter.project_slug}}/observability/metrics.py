@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from fastapi import FastAPI
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     disable_created_metrics,
-    generate_latest,
     multiprocess,
 )
+from prometheus_client.exposition import choose_encoder
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -80,6 +80,10 @@ MODEL_INFO = Gauge(
 )
 
 _REJECTED_BY_REASON = {reason: REJECTED.labels(reason=reason) for reason in REJECTION_REASONS}
+# Where a request's latency can point to its trace: functions giving the current trace's id as
+# an exemplar (tracing.py adds one). Exemplars reach scrapers that ask for OpenMetrics, from a
+# single worker process: the multiprocess files do not keep them.
+EXEMPLARS: list[Callable[[], dict[str, str] | None]] = []
 
 
 class PrometheusObserver:
@@ -161,7 +165,8 @@ class MetricsMiddleware:
             HTTP_IN_PROGRESS.dec()
             requests, duration = self._children(scope["method"], route_template(scope), status)
             requests.inc()
-            duration.observe(time.perf_counter() - started)
+            exemplar = EXEMPLARS[0]() if EXEMPLARS else None
+            duration.observe(time.perf_counter() - started, exemplar)
 
     def _children(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
         if method not in KNOWN_METHODS:
@@ -186,8 +191,9 @@ def _collecting_registry() -> CollectorRegistry:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus text for every worker process together."""
-    return Response(generate_latest(_collecting_registry()), media_type=CONTENT_TYPE_LATEST)
+    """Every worker process together, in Prometheus text or, when asked, OpenMetrics."""
+    encode, media_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encode(_collecting_registry()), media_type=media_type)
 
 
 def install(app: FastAPI, settings: Settings) -> Lifespan:

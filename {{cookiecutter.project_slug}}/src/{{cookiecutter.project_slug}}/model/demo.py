@@ -6,7 +6,6 @@ that trains it serves the same model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from .signature import FeatureSpec, Sidecar
@@ -40,11 +39,3 @@ def train_demo() -> Any:
     labels = iris.target_names[iris.target]
     estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     return estimator.fit(iris.data, labels)
-
-
-def demo_records() -> Iterator[dict[str, float]]:
-    """The demo model's training data, by feature name (needs scikit-learn, which ships it)."""
-    from sklearn.datasets import load_iris
-
-    for row in load_iris().data.tolist():
-        yield dict(zip(_MEASURES, row, strict=True))

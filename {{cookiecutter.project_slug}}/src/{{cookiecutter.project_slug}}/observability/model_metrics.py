@@ -18,7 +18,6 @@ from pathlib import Path
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from ..model.base import ModelLoadError, Prediction, Predictor, Rows
-from ..model.demo import demo_records
 from . import reference
 from .reference import Distribution, Reference, ReferenceError
 
@@ -121,12 +120,8 @@ def load_reference(predictor: Predictor, path: Path | None, explicit: bool) -> R
     is worse than a deployment that fails loudly. Only an absent file beside the model is normal.
     """
     signature = predictor.metadata.signature
-    if path is None:
-        try:  # the demo model: the iris data ships with scikit-learn, when it is installed
-            return reference.from_records(predictor, demo_records())
-        except ImportError:
-            logger.info("no reference statistics for the demo model: input drift metrics off")
-            return None
+    if path is None:  # the demo model, trained at start-up
+        path = reference.DEMO
     if not path.is_file() and not explicit:
         logger.info(
             "no reference statistics at %s: input drift metrics off "

@@ -39,6 +39,9 @@ from ..model.signature import NUMERIC_TYPES, Signature
 
 FORMAT = 1
 SUFFIX = ".reference.json"
+# The demo model's reference, made by this module from the iris data scikit-learn ships (a test
+# checks it still is): shipped, so that serving the demo needs no scikit-learn to describe it.
+DEMO = Path(__file__).with_name("demo" + SUFFIX)
 MISSING = "missing"
 OTHER = "other"
 MAX_CATEGORIES = 20

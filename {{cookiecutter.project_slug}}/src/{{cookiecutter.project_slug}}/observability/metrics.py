@@ -81,8 +81,8 @@ MODEL_INFO = Gauge(
 
 _REJECTED_BY_REASON = {reason: REJECTED.labels(reason=reason) for reason in REJECTION_REASONS}
 # Where a request's latency can point to its trace: functions giving the current trace's id as
-# an exemplar (a project that traces its requests adds one). Exemplars reach scrapers that ask for OpenMetrics, from a
-# single worker process: the multiprocess files do not keep them.
+# an exemplar (a project that traces its requests adds one). Exemplars reach scrapers that ask
+# for OpenMetrics, from a single worker process: the multiprocess files do not keep them.
 EXEMPLARS: list[Callable[[], dict[str, str] | None]] = []
 
 

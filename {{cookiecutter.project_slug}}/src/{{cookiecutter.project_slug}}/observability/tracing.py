@@ -102,6 +102,8 @@ class TracedGuard:
         return self._guard.scheme
 
     async def authorize(self, request: Request, scope: str) -> Principal:
+        if not trace.get_current_span().is_recording():  # not sampled: no span to add to
+            return await self._guard.authorize(request, scope)
         with tracer.start_as_current_span("auth", attributes={"auth.scope": scope}):
             return await self._guard.authorize(request, scope)
 

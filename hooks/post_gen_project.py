@@ -153,6 +153,16 @@ PEP440 = re.compile(
 PRE_LETTERS = {"alpha": "a", "beta": "b", "c": "rc", "pre": "rc", "preview": "rc"}
 
 
+# The answers that change a baked project's dependencies, and so which stored lock it gets.
+DEPENDENCY_ANSWERS = (
+    "model_framework",
+    "auth",
+    "use_prometheus",
+    "use_serverless",
+    "use_opentelemetry",
+)
+
+
 def lock_name(answers: Answers) -> str:
     """The stored lock for the answers' dependency set, e.g. ``sklearn-jwt-metrics.lock``.
 

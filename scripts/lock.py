@@ -34,14 +34,6 @@ from cookiecutter.main import cookiecutter
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "{{cookiecutter.project_slug}}" / ".locks"
-# The answers that change the baked project's dependencies, and nothing else.
-DEPENDENCY_ANSWERS = (
-    "model_framework",
-    "auth",
-    "use_prometheus",
-    "use_serverless",
-    "use_opentelemetry",
-)
 
 
 def load_hook() -> ModuleType:
@@ -58,13 +50,12 @@ def load_hook() -> ModuleType:
 def dependency_sets() -> list[dict[str, Any]]:
     """Every combination of the dependency answers, in cookiecutter.json's order."""
     config = json.loads((ROOT / "cookiecutter.json").read_text(encoding="utf-8"))
+    names = load_hook().DEPENDENCY_ANSWERS
     values = []
-    for name in DEPENDENCY_ANSWERS:
+    for name in names:
         value = config[name]
         values.append(value if isinstance(value, list) else [value, not value])
-    return [
-        dict(zip(DEPENDENCY_ANSWERS, combo, strict=True)) for combo in itertools.product(*values)
-    ]
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
 
 
 @contextlib.contextmanager

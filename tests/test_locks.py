@@ -27,16 +27,9 @@ from tests.test_hooks import post
 from tests.variants import CHOICES
 
 LOCKS = ROOT / "{{cookiecutter.project_slug}}" / post.LOCKS_DIR
-DEPENDENCY_ANSWERS = (
-    "model_framework",
-    "auth",
-    "use_prometheus",
-    "use_serverless",
-    "use_opentelemetry",
-)
 DEPENDENCY_SETS: list[dict[str, Any]] = [
-    dict(zip(DEPENDENCY_ANSWERS, values, strict=True))
-    for values in itertools.product(*(CHOICES[name] for name in DEPENDENCY_ANSWERS))
+    dict(zip(post.DEPENDENCY_ANSWERS, values, strict=True))
+    for values in itertools.product(*(CHOICES[name] for name in post.DEPENDENCY_ANSWERS))
 ]
 UV = [sys.executable, "-m", "uv"]
 UV_ENV = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}

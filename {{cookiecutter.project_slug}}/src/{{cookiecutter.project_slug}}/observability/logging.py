@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,9 +27,18 @@ _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "co
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
-# More fields for every JSON log line, from whatever follows the current request across
-# services: the trace and span ids, in a project that traces its requests.
-LOG_CONTEXT: list[Callable[[], dict[str, str]]] = []
+@dataclass(frozen=True, slots=True)
+class TraceIds:
+    """The distributed trace a request belongs to, as log lines and exemplars name it."""
+
+    trace_id: str
+    span_id: str
+    sampled: bool
+
+
+# The current request's trace, from whatever traces requests (nothing, in a project that does
+# not): every JSON log line carries its ids, and a sampled one links latency samples to it.
+CURRENT_TRACE: list[Callable[[], TraceIds | None]] = []
 
 
 def current_request_id() -> str | None:
@@ -46,8 +56,8 @@ class JsonFormatter(logging.Formatter):
         payload.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
         if "request_id" not in payload and (request_id := _request_id.get()) is not None:
             payload["request_id"] = request_id
-        for fields in LOG_CONTEXT:
-            payload.update(fields())
+        if CURRENT_TRACE and (ids := CURRENT_TRACE[0]()) is not None:
+            payload["trace_id"], payload["span_id"] = ids.trace_id, ids.span_id
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 
 from fastapi import FastAPI
 from prometheus_client import (
@@ -37,6 +36,7 @@ from ..model.batching import Timings
 from ..settings import Settings
 from ..state import ServiceState
 from ..wiring import Lifespan, on_exit
+from .logging import CURRENT_TRACE
 from .model_metrics import ModelMonitor, load_reference
 from .multiprocess import ENV
 from .reference import default_path
@@ -80,10 +80,6 @@ MODEL_INFO = Gauge(
 )
 
 _REJECTED_BY_REASON = {reason: REJECTED.labels(reason=reason) for reason in REJECTION_REASONS}
-# Where a request's latency can point to its trace: functions giving the current trace's id as
-# an exemplar (a project that traces its requests adds one). Exemplars reach scrapers that ask
-# for OpenMetrics, from a single worker process: the multiprocess files do not keep them.
-EXEMPLARS: list[Callable[[], dict[str, str] | None]] = []
 
 
 class PrometheusObserver:
@@ -165,8 +161,7 @@ class MetricsMiddleware:
             HTTP_IN_PROGRESS.dec()
             requests, duration = self._children(scope["method"], route_template(scope), status)
             requests.inc()
-            exemplar = EXEMPLARS[0]() if EXEMPLARS else None
-            duration.observe(time.perf_counter() - started, exemplar)
+            duration.observe(time.perf_counter() - started, _exemplar())
 
     def _children(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
         if method not in KNOWN_METHODS:
@@ -180,6 +175,14 @@ class MetricsMiddleware:
             )
             self._series[key] = children
         return children
+
+
+def _exemplar() -> dict[str, str] | None:
+    """A sampled trace of the current request, for its latency sample to point to. Exemplars
+    reach scrapers that ask for OpenMetrics, from a single worker process: the multiprocess
+    files do not keep them."""
+    ids = CURRENT_TRACE[0]() if CURRENT_TRACE else None
+    return {"trace_id": ids.trace_id} if ids is not None and ids.sampled else None
 
 
 def _collecting_registry() -> CollectorRegistry:

@@ -42,10 +42,7 @@ from ..model.runner import InferenceObserver, NullObserver
 from ..settings import Settings
 from ..state import ServiceState
 from ..wiring import Lifespan, on_exit
-from .logging import LOG_CONTEXT
-{%- if cookiecutter.use_prometheus %}
-from .metrics import EXEMPLARS
-{%- endif %}
+from .logging import CURRENT_TRACE, TraceIds
 from .routes import UNMATCHED, route_template
 
 logger = logging.getLogger(__name__)
@@ -75,20 +72,14 @@ def tracer_provider() -> TracerProvider | None:
     return provider
 
 
-def exemplar() -> dict[str, str] | None:
-    """The current trace, if it is sampled: a latency sample worth linking to."""
-    context = trace.get_current_span().get_span_context()
-    if not (context.is_valid and context.trace_flags.sampled):
-        return None
-    return {"trace_id": f"{context.trace_id:032x}"}
-
-
-def log_context() -> dict[str, str]:
-    """The current trace and span ids, for the JSON log line being written."""
+def current_trace() -> TraceIds | None:
+    """The current span's trace, for log lines and exemplars; None outside any span."""
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
-        return {}
-    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+        return None
+    return TraceIds(
+        f"{context.trace_id:032x}", f"{context.span_id:016x}", context.trace_flags.sampled
+    )
 
 
 class TracedGuard:
@@ -195,9 +186,6 @@ def install(app: FastAPI, settings: Settings) -> Lifespan | None:
     if state.guard is not None:
         state.guard = TracedGuard(state.guard)
     state.observer = TracingObserver(state.observer)
-    LOG_CONTEXT[:] = [log_context]
-{%- if cookiecutter.use_prometheus %}
-    EXEMPLARS[:] = [exemplar]
-{%- endif %}
+    CURRENT_TRACE[:] = [current_trace]
     app.add_middleware(SpanNameMiddleware)
     return on_exit(lambda: provider.force_flush(FLUSH_TIMEOUT_MS))

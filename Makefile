@@ -29,8 +29,8 @@ test-fast: $(STAMP)  ## Only the static part: bake, leftovers, file sets, linter
 	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 lint: $(STAMP)  ## Ruff on the template's own code
-	$(BIN)/ruff check hooks tests scripts
-	$(BIN)/ruff format --check hooks tests scripts
+	$(BIN)/ruff check hooks tests scripts bench
+	$(BIN)/ruff format --check hooks tests scripts bench
 
 locks: $(STAMP)  ## Re-lock every dependency set a bake can ship as uv.lock (UPGRADE=1: newest versions)
 	$(BIN)/python scripts/lock.py $(if $(UPGRADE),--upgrade)

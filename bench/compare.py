@@ -10,6 +10,10 @@
 5. A 32-feature gradient-boosting model (bench/slow_model.py): the rows/s it reaches in-process
    one row at a time, against the baked service at 64 connections with micro-batching on
    (APP_MAX_BATCH_SIZE=64) and off; and batching on against off at concurrency 1.
+6. What watching the model costs: the auth=none project with ``use_opentelemetry``, in
+   alternating rounds, with traces and input-drift counting off (the reference), drift counted,
+   and traces sampled at 1% and at 100% and exported to an OTLP sink (bench/otlp_sink.py) on the
+   load's CPU. Each cost is the median over the rounds of that round's ratio to the reference.
 
 The numbers are only as steady as the machine: on a shared or busy one, compare ratios from
 the same run, not absolute figures between runs.
@@ -23,10 +27,14 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -124,42 +132,104 @@ def import_times(project: Path, python: Path) -> dict[str, float]:
     return {key: sorted(r[key] for r in runs)[1] for key in ("libraries", "service")}
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def background(command: list[str], log_name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` running while the block runs, its output in build/bench; stopped by PID."""
+    log = (BUILD / log_name).open("wb")
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def wait_until_up(process: subprocess.Popen[bytes], url: str, name: str) -> None:
+    """Poll ``url`` until anything answers over HTTP, within READY_TIMEOUT_S."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        if process.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"{name} did not start; see its log in build/bench")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.2)
+
+
 def naive_baseline(
     project: Path, python: Path, args: argparse.Namespace, app: str = "naive_app.py"
 ) -> dict[str, Any]:
     """Start a baseline app (bench/naive_app.py, or bench/bare_app.py) on CPU 0, load it like
     the baked service, stop it by PID."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (BUILD / f"{app}.log").open("wb")
-    server = subprocess.Popen(
-        [*pinned("0"), str(python), str(ROOT / "bench" / app), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if server.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"{app} did not start; see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{url}/health/ready", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.2)
+    command = [*pinned("0"), str(python), str(ROOT / "bench" / app), "--port", str(port)]
+    with background(command, f"{app}.log") as server:
+        wait_until_up(server, f"{url}/health/ready", app)
         concurrency = str(args.concurrency)
         return bench(project, python, args, "--url", url, "--features", "4", "-c", concurrency)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+
+
+# The observability runs: the settings of each, beside those every run shares.
+WATCHING: dict[str, list[str]] = {
+    "reference": ["OTEL_SDK_DISABLED=true", "APP_MONITOR_MAX_FEATURES=0"],
+    "drift": ["OTEL_SDK_DISABLED=true"],
+    "traces_1": [
+        "OTEL_TRACES_SAMPLER=traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG=0.01",
+        "APP_MONITOR_MAX_FEATURES=0",
+    ],
+    "traces_100": ["OTEL_TRACES_SAMPLER=always_on", "APP_MONITOR_MAX_FEATURES=0"],
+}
+WATCHING_ROUNDS = 3
+
+
+def watching(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """The auth=none project with tracing, run in each of WATCHING's settings, round after
+    round, so that a drift of the machine's speed touches every setting alike."""
+    project, python = bake_and_install("project-otel", auth="none", use_opentelemetry="true")
+    port = free_port()
+    sink = [*pinned("1"), sys.executable, str(ROOT / "bench" / "otlp_sink.py"), "--port", str(port)]
+    shared = [
+        f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}",
+        "OTEL_SERVICE_NAME=bench",
+    ]
+    quick = argparse.Namespace(**{**vars(args), "duration": max(5, args.duration // 2)})
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in WATCHING}
+    with background(sink, "otlp_sink.log") as receiver:
+        wait_until_up(receiver, f"http://127.0.0.1:{port}/", "the OTLP sink")
+        for round_ in range(1, WATCHING_ROUNDS + 1):
+            for mode, settings in WATCHING.items():
+                print(f"  round {round_}: {mode} ...", flush=True)
+                env = [arg for setting in [*shared, *settings] for arg in ("--env", setting)]
+                runs[mode].append(bench(project, python, quick, "-c", str(args.concurrency), *env))
+    return runs
+
+
+def cost(runs: dict[str, list[dict[str, Any]]], mode: str) -> float:
+    """The share of the reference's req/s that ``mode`` gives up: the median of the rounds."""
+    ratios = [
+        run["requests_per_s"] / reference["requests_per_s"]
+        for run, reference in zip(runs[mode], runs["reference"], strict=True)
+    ]
+    return 1 - statistics.median(ratios)
 
 
 def row(label: str, result: dict[str, Any]) -> str:
@@ -241,6 +311,9 @@ def main() -> None:
                     "--env", model, "--env", f"APP_MAX_BATCH_SIZE={batch}",
                 )  # fmt: skip
 
+    print(f"what watching the model costs, {c} connections ...", flush=True)
+    results["watching"] = watching(args)
+
     (BUILD / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     naive, baked = results["naive"], results["baked"]
     tool = baked["tool"]
@@ -304,6 +377,25 @@ def main() -> None:
         print(f"  in-process, 64 rows per call:   {speed['batch_64']:9.1f} rows/s")
         served = results[f"slow_c{c}_b64"]["requests_per_s"] / speed["one_row"]
         print(f"  served with batching / in-process one row at a time: {served:.2f}")
+    runs = results["watching"]
+    print(
+        f"\nWhat watching the model costs: auth=none with use_opentelemetry, {c} connections,"
+        f" {WATCHING_ROUNDS} alternating rounds (req/s of each round, cost: median of the ratios)"
+    )
+    labels = {
+        "reference": "traces off (OTEL_SDK_DISABLED), drift off",
+        "drift": "input drift counted (4 features)",
+        "traces_1": "traces sampled at 1%, exported",
+        "traces_100": "traces sampled at 100%, exported",
+    }
+    for mode, label in labels.items():
+        rates = " ".join(f"{run['requests_per_s']:7.0f}" for run in runs[mode])
+        line = f"  {label:<44}{rates}"
+        if mode != "reference":
+            line += f"   cost {cost(runs, mode):6.1%}"
+        if mode == "traces_1":
+            line += " (goal <= 10%)"
+        print(line)
     print(f"\nraw results: {(BUILD / 'results.json').relative_to(ROOT)}")
 
 

@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.observability.logging import JsonFormatter
 from {{ cookiecutter.project_slug }}.observability.tracing import (
-    SpanNameMiddleware,
+    ServerSpanMiddleware,
     TracingObserver,
     tracer_provider,
 )
@@ -115,8 +115,24 @@ def test_the_callers_trace_is_continued(batching: TestClient, spans: InMemorySpa
     assert f"{server.parent.span_id:016x}" == CALLER_SPAN
 
 
-def test_a_caller_that_does_not_sample_gets_no_spans(
-    batching: TestClient, spans: InMemorySpanExporter
+@pytest.fixture
+def access_lines() -> Iterator[io.StringIO]:
+    """The access log's lines, as the JSON formatter writes them."""
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    handler.setFormatter(JsonFormatter())
+    access = logging.getLogger("{{ cookiecutter.project_slug }}.access")
+    access.addHandler(handler)
+    yield written
+    access.removeHandler(handler)
+
+
+def logged(written: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(text) for text in written.getvalue().splitlines()]
+
+
+def test_a_caller_that_does_not_sample_gets_no_spans_but_its_trace_id_in_the_log(
+    batching: TestClient, spans: InMemorySpanExporter, access_lines: io.StringIO
 ) -> None:
     parent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"
     response = batching.post(
@@ -124,24 +140,70 @@ def test_a_caller_that_does_not_sample_gets_no_spans(
     )
     assert response.status_code == 200
     assert list(spans.get_finished_spans()) == []
+    (line,) = logged(access_lines)
+    assert line["trace_id"] == CALLER_TRACE
 
 
-def test_log_lines_carry_the_trace(batching: TestClient, spans: InMemorySpanExporter) -> None:
-    written = io.StringIO()
-    handler = logging.StreamHandler(written)
-    handler.setFormatter(JsonFormatter())
-    access = logging.getLogger("{{ cookiecutter.project_slug }}.access")
-    access.addHandler(handler)
-    try:
-        assert batching.post("/predict", json={"instances": [IRIS_ROW]}).status_code == 200
-    finally:
-        access.removeHandler(handler)
-    (line,) = [json.loads(text) for text in written.getvalue().splitlines()]
+def test_log_lines_carry_the_trace(
+    batching: TestClient, spans: InMemorySpanExporter, access_lines: io.StringIO
+) -> None:
+    assert batching.post("/predict", json={"instances": [IRIS_ROW]}).status_code == 200
+    (line,) = logged(access_lines)
     server = server_span(list(spans.get_finished_spans()))
     assert server.context is not None
     assert line["route"] == "/predict"
     assert line["trace_id"] == f"{server.context.trace_id:032x}"
     assert line["span_id"] == f"{server.context.span_id:016x}"
+
+
+def test_the_server_span_describes_the_request(
+    batching: TestClient, spans: InMemorySpanExporter
+) -> None:
+    response = batching.get("/model", headers={"User-Agent": "span-test"})
+    assert response.status_code == 200
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.name == "GET /model"
+    assert server.status.status_code == StatusCode.UNSET
+    assert server.attributes is not None
+    assert {
+        key: server.attributes[key]
+        for key in ("http.request.method", "url.path", "http.route", "user_agent.original")
+    } == {
+        "http.request.method": "GET",
+        "url.path": "/model",
+        "http.route": "/model",
+        "user_agent.original": "span-test",
+    }
+    assert server.attributes["http.response.status_code"] == 200
+    spans.clear()
+    assert batching.get("/no/such/path").status_code == 404
+    unmatched = server_span(list(spans.get_finished_spans()))
+    assert unmatched.name == "GET"  # a path no route matched: no template to name it after
+    assert unmatched.attributes is not None and "http.route" not in unmatched.attributes
+
+
+def test_an_unexpected_error_marks_the_span(
+    make_settings: Any,
+    auth_headers: dict[str, str],
+    spans: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = create_app(make_settings())
+    with TestClient(app, headers=auth_headers, raise_server_exceptions=False) as client:
+
+        async def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("broken runner")
+
+        monkeypatch.setattr(app.state.service.runner, "predict", broken)
+        response = client.post("/predict", json={"instances": [IRIS_ROW]})
+    assert response.status_code == 500
+    assert response.json()["detail"] == "internal error"
+    server = server_span(list(spans.get_finished_spans()))
+    assert server.status.status_code == StatusCode.ERROR
+    assert server.attributes is not None
+    assert server.attributes["http.response.status_code"] == 500
+    assert server.attributes["error.type"] == "RuntimeError"
+    assert [event.name for event in server.events] == ["exception"]
 
 
 def test_a_refused_request_is_traced_too(batching: TestClient, spans: InMemorySpanExporter) -> None:
@@ -159,7 +221,7 @@ def test_otel_sdk_disabled_installs_nothing(
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     app = create_app(make_settings())
     assert not isinstance(app.state.service.observer, TracingObserver)
-    assert not [m for m in app.user_middleware if m.cls is SpanNameMiddleware]  # type: ignore[comparison-overlap]
+    assert not [m for m in app.user_middleware if m.cls is ServerSpanMiddleware]  # type: ignore[comparison-overlap]
 {%- if cookiecutter.use_prometheus %}
 
 

@@ -10,7 +10,8 @@ from .access import document_security
 from .api.oip import install as install_oip
 {%- endif %}
 from .cors import install as install_cors
-from .observability.logging import RequestLogMiddleware, configure_logging
+from .observability.logging import configure_logging
+from .observability.logging import install as install_request_log
 {%- if cookiecutter.use_prometheus %}
 from .observability.metrics import install as install_metrics
 {%- endif %}
@@ -41,6 +42,7 @@ INSTALLERS: tuple[Installer, ...] = (
     install_metrics,
 {%- endif %}
     install_cors,
+    install_request_log,  # outside the middleware above, so it logs what they answer, too
 {%- if cookiecutter.use_opentelemetry %}
     install_tracing,  # last: wraps the guard and the observer that the others installed
 {%- endif %}
@@ -58,13 +60,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=run_all(hooks),
+        # FastAPI's built-in OpenTelemetry hooks look for a configured provider on every
+        # request; this project's own middleware observes requests, so they stay off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = ServiceState()
     for install in INSTALLERS:
         if (hook := install(app, settings)) is not None:
             hooks.append(hook)
     document_security(app)
-    app.add_middleware(RequestLogMiddleware)  # the outermost, whatever was installed
     return app
 
 

@@ -15,9 +15,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..middleware import json_answer
+from ..settings import Settings
 from .routes import route_template
 
 access_log = logging.getLogger("{{ cookiecutter.project_slug }}.access")
@@ -146,6 +148,11 @@ class RequestLogMiddleware:
                         "client": client[0] if client else None,
                     },
                 )
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Log every request, whatever the middleware installed before this answered."""
+    app.add_middleware(RequestLogMiddleware)
 
 
 STOPPED = json_answer(

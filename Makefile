@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)  ## Create .venv with the template's pinned tooling
 
 test: $(STAMP)  ## Every test: bake all variants, lint them, install, boot and probe
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
 test-fast: $(STAMP)  ## Only the static part: bake, leftovers, file sets, linters, hooks
 	$(BIN)/python -m pytest -n 2 -m "not slow"

@@ -10,10 +10,11 @@
 5. A 32-feature gradient-boosting model (bench/slow_model.py): the rows/s it reaches in-process
    one row at a time, against the baked service at 64 connections with micro-batching on
    (APP_MAX_BATCH_SIZE=64) and off; and batching on against off at concurrency 1.
-6. What watching the model costs: the auth=none project with ``use_opentelemetry``, in
-   alternating rounds, with traces and input-drift counting off (the reference), drift counted,
-   and traces sampled at 1% and at 100% and exported to an OTLP sink (bench/otlp_sink.py) on the
-   load's CPU. Each cost is the median over the rounds of that round's ratio to the reference.
+6. What watching the model costs: the auth=none project with ``use_opentelemetry``, with traces
+   and input-drift counting off (the reference), drift counted, and traces sampled at 1% and at
+   100% and exported to an OTLP sink (bench/otlp_sink.py) on the load's CPU. Eight rounds of 5 s
+   runs, each setting twice in each place of a round; each cost is the median over the rounds
+   of that round's ratio to the reference.
 
 The numbers are only as steady as the machine: on a shared or busy one, compare ratios from
 the same run, not absolute figures between runs.
@@ -198,12 +199,12 @@ WATCHING: dict[str, list[str]] = {
     ],
     "traces_100": ["OTEL_TRACES_SAMPLER=always_on", "APP_MONITOR_MAX_FEATURES=0"],
 }
-WATCHING_ROUNDS = 3
+WATCHING_ROUNDS = 8  # twice in each place of a round
 
 
 def watching(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """The auth=none project with tracing, run in each of WATCHING's settings, round after
-    round, so that a drift of the machine's speed touches every setting alike."""
+    round and in turns, so that a drift of the machine's speed touches every setting alike."""
     project, python = bake_and_install("project-otel", auth="none", use_opentelemetry="true")
     port = free_port()
     sink = [*pinned("1"), sys.executable, str(ROOT / "bench" / "otlp_sink.py"), "--port", str(port)]
@@ -211,14 +212,18 @@ def watching(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
         f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}",
         "OTEL_SERVICE_NAME=bench",
     ]
-    quick = argparse.Namespace(**{**vars(args), "duration": max(5, args.duration // 2)})
+    # Many short runs rather than a few long ones: the median of many ratios is what steadies
+    # a cost of a few percent on a machine whose speed wanders by more than that.
+    quick = argparse.Namespace(**{**vars(args), "duration": 5, "warmup": 2})
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in WATCHING}
     with background(sink, "otlp_sink.log") as receiver:
         wait_until_up(receiver, f"http://127.0.0.1:{port}/", "the OTLP sink")
-        for round_ in range(1, WATCHING_ROUNDS + 1):
-            for mode, settings in WATCHING.items():
-                print(f"  round {round_}: {mode} ...", flush=True)
-                env = [arg for setting in [*shared, *settings] for arg in ("--env", setting)]
+        modes = list(WATCHING)
+        for round_ in range(WATCHING_ROUNDS):
+            # Each setting takes each place in a round in turn: none always runs first or last.
+            for mode in modes[round_ % len(modes) :] + modes[: round_ % len(modes)]:
+                print(f"  round {round_ + 1}: {mode} ...", flush=True)
+                env = [arg for setting in [*shared, *WATCHING[mode]] for arg in ("--env", setting)]
                 runs[mode].append(bench(project, python, quick, "-c", str(args.concurrency), *env))
     return runs
 
@@ -380,7 +385,7 @@ def main() -> None:
     runs = results["watching"]
     print(
         f"\nWhat watching the model costs: auth=none with use_opentelemetry, {c} connections,"
-        f" {WATCHING_ROUNDS} alternating rounds (req/s of each round, cost: median of the ratios)"
+        f" {WATCHING_ROUNDS} rounds in turns (req/s of each round, cost: median of the ratios)"
     )
     labels = {
         "reference": "traces off (OTEL_SDK_DISABLED), drift off",

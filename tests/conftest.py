@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
 import signal
@@ -61,20 +62,22 @@ class Baked:
         return self.path.name
 
 
+def baked_with(cookies: Any, **context: Any) -> Baked:
+    """Bake the template with ``cookies`` (pytest-cookies' fixture, per test or per session) and
+    the given answers; fail with the variant's name if it breaks."""
+    result = cookies.bake(extra_context=context)
+    name = variant_id(context)
+    exc = result.exception
+    where = f" in {exc.filename}, line {exc.lineno}" if hasattr(exc, "lineno") else ""
+    assert exc is None, f"[{name}] bake failed{where}: {exc!r}"
+    assert result.exit_code == 0, f"[{name}] bake exit code {result.exit_code}"
+    return Baked(Path(result.project_path), context)
+
+
 @pytest.fixture
 def bake(cookies: Any) -> Callable[..., Baked]:
     """Bake the template with the given answers; fail with the variant's name if it breaks."""
-
-    def _bake(**context: Any) -> Baked:
-        result = cookies.bake(extra_context=context)
-        name = variant_id(context)
-        exc = result.exception
-        where = f" in {exc.filename}, line {exc.lineno}" if hasattr(exc, "lineno") else ""
-        assert exc is None, f"[{name}] bake failed{where}: {exc!r}"
-        assert result.exit_code == 0, f"[{name}] bake exit code {result.exit_code}"
-        return Baked(Path(result.project_path), context)
-
-    return _bake
+    return functools.partial(baked_with, cookies)
 
 
 def run(cmd: list[str], *, cwd: Path, what: str, timeout: float = 600, **kwargs: Any) -> str:

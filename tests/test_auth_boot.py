@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Baked, Service, free_port, make_venv, run, start_service
+from tests.conftest import Baked, Service, baked_with, free_port, make_venv, run, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -81,9 +81,7 @@ def serve(
     cookies_session: Any, context: dict[str, Any], setup: Callable[[Project], dict[str, str]]
 ) -> Iterator[Served]:
     """Bake and install ``context``, let ``setup`` create credentials, then serve until done."""
-    result = cookies_session.bake(extra_context=context)
-    assert result.exit_code == 0, f"bake failed: {result.exception!r}"
-    baked = Baked(Path(result.project_path), context)
+    baked = baked_with(cookies_session, **context)
     env = {
         "APP_SECRET_KEY": SECRET,
         "APP_LOG_LEVEL": "info",  # access logs on, to check that no credential reaches them
@@ -546,9 +544,7 @@ def wait_for_postgres(server: Postgres, env: dict[str, str], deadline_s: float =
 def test_jwt_on_postgresql(
     cookies_session: Any, postgres: Postgres, services: list[Service]
 ) -> None:
-    result = cookies_session.bake(extra_context={})
-    assert result.exit_code == 0, f"bake failed: {result.exception!r}"
-    baked = Baked(Path(result.project_path), {})
+    baked = baked_with(cookies_session)
     python = make_venv(baked.path, f"[{baked.name}] postgres")
     run(
         [

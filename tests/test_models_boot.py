@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Baked, Service, install_project, run, start_service
+from tests.conftest import Baked, Service, baked_with, install_project, run, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -220,9 +220,7 @@ class Models:
 def models(request: pytest.FixtureRequest, cookies_session: Any, run_dir: Path) -> Models:
     """One auth=none variant per framework, installed, with the models trained for it."""
     framework = request.param
-    result = cookies_session.bake(extra_context={"model_framework": framework, "auth": "none"})
-    assert result.exception is None, result.exception
-    baked = Baked(Path(result.project_path), {"model_framework": framework, "auth": "none"})
+    baked = baked_with(cookies_session, model_framework=framework, auth="none")
     python, env = install_project(run_dir / "venvs", baked, TRAINING_EXTRAS[framework])
     folder = baked.path / "trained"
     script = SKLEARN_MODELS if framework == "sklearn" else ONNX_MODELS

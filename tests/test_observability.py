@@ -32,6 +32,7 @@ from tests.conftest import (
     Baked,
     Service,
     add_user,
+    baked_with,
     free_port,
     install_project,
     run,
@@ -284,9 +285,7 @@ def served(
     cookies_session: Any, run_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     """The default variant, installed once, serving with two workers and JSON logs at info."""
-    result = cookies_session.bake(extra_context={})
-    assert result.exit_code == 0, f"bake failed: {result.exception!r}"
-    baked = Baked(Path(result.project_path), {})
+    baked = baked_with(cookies_session)
     python, install_env = install_project(run_dir, baked)
     multiproc_dir = tmp_path_factory.mktemp("prometheus-multiproc")
     env = {

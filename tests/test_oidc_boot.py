@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Baked, Service, free_port, install_project, start_service
+from tests.conftest import Baked, Service, baked_with, free_port, install_project, start_service
 from tests.identity import AUDIENCE, Provider, start_provider
 from tests.variants import DEFAULTS
 
@@ -56,9 +56,7 @@ class Installed:
 
 @pytest.fixture(scope="module")
 def installed(cookies_session: Any, run_dir: Path) -> Installed:
-    result = cookies_session.bake(extra_context=CONTEXT)
-    assert result.exit_code == 0, f"bake failed: {result.exception!r}"
-    baked = Baked(Path(result.project_path), {**DEFAULTS, **CONTEXT})
+    baked = baked_with(cookies_session, **{**DEFAULTS, **CONTEXT})
     python, env = install_project(run_dir / "venvs", baked)
     return Installed(baked, python, env)
 

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Baked, Service, free_port, make_venv, start_service
+from tests.conftest import Baked, Service, baked_with, free_port, make_venv, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -71,9 +71,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def plain_project(cookies_session: Any) -> tuple[Baked, Path]:
-    result = cookies_session.bake(extra_context=PLAIN)
-    assert result.exit_code == 0, f"bake failed: {result.exception!r}"
-    baked = Baked(Path(result.project_path), PLAIN)
+    baked = baked_with(cookies_session, **PLAIN)
     return baked, make_venv(baked.path, f"[{baked.name}]")
 
 
@@ -337,9 +335,7 @@ def wait_for(condition: Any, deadline_s: float, what: str) -> None:
 def test_a_killed_worker_is_replaced_while_the_service_keeps_answering(
     cookies_session: Any, services: list[Service]
 ) -> None:
-    result = cookies_session.bake(extra_context=METERED)
-    assert result.exit_code == 0, f"bake failed: {result.exception!r}"
-    baked = Baked(Path(result.project_path), METERED)
+    baked = baked_with(cookies_session, **METERED)
     python = make_venv(baked.path, f"[{baked.name}]")
     service = start_service(python, baked.path, {}, f"[{baked.name}] 2 workers", "--workers", "2")
     services.append(service)

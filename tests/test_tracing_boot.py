@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.conftest import Baked, Service, add_user, install_project, start_service
+from tests.conftest import Baked, Service, add_user, baked_with, install_project, start_service
 from tests.variants import DEFAULTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tracing_boot")]
@@ -102,9 +102,7 @@ class Installed:
 
 @pytest.fixture(scope="module")
 def installed(cookies_session: Any, run_dir: Path) -> Installed:
-    result = cookies_session.bake(extra_context=CONTEXT)
-    assert result.exit_code == 0, f"bake failed: {result.exception!r}"
-    baked = Baked(Path(result.project_path), {**DEFAULTS, **CONTEXT})
+    baked = baked_with(cookies_session, **{**DEFAULTS, **CONTEXT})
     python, env = install_project(run_dir / "venvs", baked)
     env = {
         **env,

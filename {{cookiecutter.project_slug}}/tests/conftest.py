@@ -20,6 +20,25 @@ IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 {%- if cookiecutter.auth == "jwt" %}
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2 at its lowest cost while testing, as Django projects swap in a fast hasher for
+    their tests. Nearly every test logs in, so hashes one password and checks it, and at the
+    production cost (a tenth of a second each) that was most of this suite's time. The hashes
+    are still Argon2id, made and checked by the same code."""
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from {{ cookiecutter.project_slug }}.security import passwords
+
+    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", cheap)
+        passwords._dummy_hash.cache_clear()
+        yield
+    passwords._dummy_hash.cache_clear()
 {%- endif %}
 
 

@@ -8,6 +8,7 @@ does against Keycloak or Entra ID. ``rotate`` publishes a new key (and can retir
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -120,7 +121,10 @@ class IdentityProvider:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # shutdown() waits for the loop's next poll: the default half second was most of the
+        # suite's time, one provider per test.
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.01)
+        threading.Thread(target=serve, daemon=True).start()
 
     def stop(self) -> None:
         if self._server is not None:

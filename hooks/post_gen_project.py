@@ -28,7 +28,11 @@ def is_true(value: str) -> bool:
 OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
     "sklearn": (
         lambda a: a["model_framework"] == "sklearn",
-        [f"{PACKAGE}/model/sklearn.py", "tests/test_sklearn_model.py"],
+        [
+            f"{PACKAGE}/model/sklearn.py",
+            f"{PACKAGE}/preprocessing.py",
+            "tests/test_sklearn_model.py",
+        ],
     ),
     "onnx": (
         lambda a: a["model_framework"] == "onnx",

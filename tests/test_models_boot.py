@@ -6,7 +6,7 @@ model's own in-process output, computed by the training script in the same run:
 
 - sklearn: a DataFrame pipeline (numeric and string categorical columns, string classes), a
   regressor, a pipeline that refuses some inputs (Box-Cox on non-positive values) and one whose
-  output turns non-finite (a log transform);
+  output turns non-finite (a log transform: a 422 for the row, not a 500);
 - onnx: a probabilistic classifier exported with skl2onnx, the DataFrame pipeline exported with
   one input per column (strings included), a LightGBM classifier exported with onnxmltools, a
   regressor, and a graph whose only output is ``[batch, classes]`` scores (refused at start).
@@ -207,13 +207,13 @@ class Models:
     folder: Path
     expected: dict[str, Any]
 
-    def start(self, artifact: str) -> Service:
-        env = {
-            **self.env,
-            "APP_LOG_LEVEL": "info",
-            "APP_MODEL_PATH": str(self.folder / artifact),
-        }
-        return start_service(self.python, self.baked.path, env, f"[{self.baked.name}] {artifact}")
+    def start(self, artifact: str, settings: dict[str, str] | None = None) -> Service:
+        """Serve ``artifact`` from the trained models (the demo model for "")."""
+        env = {**self.env, "APP_LOG_LEVEL": "info", **(settings or {})}
+        if artifact:
+            env["APP_MODEL_PATH"] = str(self.folder / artifact)
+        what = f"[{self.baked.name}] {artifact or 'the demo model'}"
+        return start_service(self.python, self.baked.path, env, what)
 
 
 @pytest.fixture(scope="module", params=["sklearn", "onnx"])
@@ -347,12 +347,15 @@ def check_sklearn_models(models: Models, serve: Callable[[Models, str], Service]
         info = client.get("/model").json()
         assert info["version"] == "logs-1" and info["features"][0] == "age", info
         assert client.post("/predict", json={"instances": want["good"]}).status_code == 200
-        broken = client.post("/predict", json={"instances": want["bad"]})
-        assert broken.status_code == 500, broken.text
+        # log(0) is -inf: a schema-valid row the model cannot answer is the row's fault.
+        broken = client.post("/predict", json={"instances": [*want["good"], *want["bad"]]})
+        assert broken.status_code == 422, broken.text
         assert broken.headers["content-type"] == "application/json", broken.headers
-        assert broken.json()["request_id"] == broken.headers["x-request-id"], broken.text
+        (issue,) = broken.json()["detail"]
+        assert issue["type"] == "model_rejected", issue
+        assert issue["loc"] == ["body", "instances", 1], issue
         assert client.get("/health/ready").status_code == 200
-    assert_logged(failing, "the model failed", "NaN or Infinity")
+    assert_logged(failing, "the model rejected the input", "NaN or Infinity")
 
 
 def assert_logged(service: Service, message: str, detail: str) -> None:

@@ -76,18 +76,25 @@ def test_numeric_datatypes(client: TestClient, datatype: str, row: list[float]) 
 
 
 BAD = {
-    "shape mismatch": {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]},
-    "data count": {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROW},
-    "string data": {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ["a", 1, 2, 3]},
-    "bytes type": {"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]},
-    "unknown type": {"name": "x", "shape": [1, 4], "datatype": "FP8", "data": IRIS_ROW},
-    "floats as INT64": {"name": "x", "shape": [1, 4], "datatype": "INT64", "data": IRIS_ROW},
-    "booleans": {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [True, 1, 2, 3]},
-    "rank 3": {"name": "x", "shape": [1, 1, 4], "datatype": "FP64", "data": IRIS_ROW},
-    "no rows": {"name": "x", "shape": [0, 4], "datatype": "FP64", "data": []},
-    "too many rows": {"name": "x", "shape": [1001, 4], "datatype": "FP64", "data": IRIS_ROW},
-    "negative dim": {"name": "x", "shape": [-1, 4], "datatype": "FP64", "data": IRIS_ROW},
-    "null data": {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [None, 1, 2, 3]},
+    "shape mismatch": {"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]},
+    "data count": {"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROW},
+    "string data": {"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": ["a", 1, 2, 3]},
+    "bytes type": {
+        "name": "input-0",
+        "shape": [1, 4],
+        "datatype": "BYTES",
+        "data": ["a", "b", "c", "d"],
+    },
+    "unknown type": {"name": "input-0", "shape": [1, 4], "datatype": "FP8", "data": IRIS_ROW},
+    "floats as INT64": {"name": "input-0", "shape": [1, 4], "datatype": "INT64", "data": IRIS_ROW},
+    "booleans": {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [True, 1, 2, 3]},
+    "rank 3": {"name": "input-0", "shape": [1, 1, 4], "datatype": "FP64", "data": IRIS_ROW},
+    "no rows": {"name": "input-0", "shape": [0, 4], "datatype": "FP64", "data": []},
+    "too many rows": {"name": "input-0", "shape": [1001, 4], "datatype": "FP64", "data": IRIS_ROW},
+    "negative dim": {"name": "input-0", "shape": [-1, 4], "datatype": "FP64", "data": IRIS_ROW},
+    "null data": {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [None, 1, 2, 3]},
+    "unknown name": {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW},
+    "empty shape": {"name": "input-0", "shape": [], "datatype": "FP64", "data": IRIS_ROW},
 }
 
 
@@ -110,7 +117,7 @@ def test_malformed_request_is_400_with_error(client: TestClient, body: Any) -> N
 
 
 def test_two_input_tensors_are_400(client: TestClient) -> None:
-    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
     response = client.post(f"/v2/models/{_name(client)}/infer", json={"inputs": [tensor, tensor]})
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
@@ -157,7 +164,7 @@ def test_a_body_a_browser_form_could_send_is_415(client: TestClient, content_typ
 
 
 def test_unknown_model_is_404(client: TestClient) -> None:
-    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
     response = client.post("/v2/models/nope/infer", json={"inputs": [tensor]})
     assert response.status_code == 404
     assert "error" in response.json()
@@ -182,7 +189,7 @@ def test_openapi_documents_infer_like_the_other_model_routes(client: TestClient)
 
 
 def test_infer_needs_credentials(anonymous: TestClient) -> None:
-    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
     name = anonymous.get("/v2").json()["name"]
     response = anonymous.post(f"/v2/models/{name}/infer", json={"inputs": [tensor]})
     assert response.status_code == 401

@@ -308,7 +308,7 @@ def test_inference_timeout_is_504_json(gated: Any) -> None:
         assert "timeout" in response.json()["detail"]
 {%- if cookiecutter.use_open_inference_protocol %}
         name = client.get("/model").json()["name"]
-        tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+        tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
         response = client.post(f"/v2/models/{name}/infer", json={"inputs": [tensor]})
         assert response.status_code == 504, response.text
         assert set(response.json()) == {"error"}
@@ -335,7 +335,7 @@ def test_overload_is_503_with_retry_after_and_probes_still_answer(gated: Any) ->
             assert "busy" in response.json()["detail"]
 {%- if cookiecutter.use_open_inference_protocol %}
             name = client.get("/model").json()["name"]
-            tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+            tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
             response = client.post(f"/v2/models/{name}/infer", json={"inputs": [tensor]})
             assert response.status_code == 503, response.text
             assert set(response.json()) == {"error"}

@@ -62,7 +62,10 @@ async def model_failed(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, ModelError):
         raise exc
     if model_error_status(exc) == 422:
-        issue = {"type": "model_rejected", "loc": ["body", "instances"], "msg": str(exc)}
+        where: list[str | int] = ["body", "instances"]
+        if exc.row is not None:
+            where.append(exc.row)
+        issue = {"type": "model_rejected", "loc": where, "msg": str(exc)}
         return JSONResponse({"detail": [issue]}, status_code=422)
     # What went wrong is in the log line with this request id, not in the answer: a model's
     # own error messages may say more about the service than a caller should learn.

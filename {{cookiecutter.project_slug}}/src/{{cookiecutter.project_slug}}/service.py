@@ -5,15 +5,18 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from .api import health, predict
-from .api.signature_schema import predict_schema
+from .api.signature_schema import PredictSchema, predict_schema
 from .docs import document_model, install_docs
 from .errors import install_error_handlers, validation_details
 from .fast_path import install_fast_path
@@ -21,6 +24,7 @@ from .middleware import BodySizeLimit
 from .model.base import ModelError, ModelLoadError, Predictor
 from .model.loader import load_predictor
 from .model.runner import InferenceRunner
+from .model.signature import reference_example
 from .settings import Settings
 from .state import ServiceState, drain_on_signals
 from .wiring import Lifespan
@@ -28,32 +32,79 @@ from .wiring import Lifespan
 logger = logging.getLogger(__name__)
 
 
-def warm_up(predictor: Predictor, max_rows: int) -> None:
-    """Predict the signature's example row, so that the first caller does not pay for lazy
-    initialisation, and a model whose answer does not fit its signature never reports ready.
+def warm_up(predictor: Predictor, max_rows: int, artifact: Path | None = None) -> None:
+    """Predict known inputs, so that the first caller does not pay for lazy initialisation, and
+    a model whose answers do not fit its signature never reports ready.
 
-    A model that refuses the example (a Box-Cox step and a zero, say) still starts: the row
-    was made up, not the model's fault. Examples in the metadata file avoid that.
+    The inputs are the metadata file's ``examples`` when it has them: each must be answered,
+    and as the file says where it gives the answer. Else one row: the reference statistics'
+    typical values, or one made up from the signature (categories, types, examples). A model
+    that refuses a made-up row (a Box-Cox step and a zero, say) still starts and says so: the
+    row was made up, not the model's fault.
     """
-    signature = predictor.metadata.signature
-    example = signature.example_row()
-    body = json.dumps({"instances": [example]}).encode()
+    metadata = predictor.metadata
+    signature = metadata.signature
+    schema = predict_schema(metadata, max_rows)
+    if metadata.examples:
+        for index, example in enumerate(metadata.examples):
+            check_example(predictor, schema, index, example)
+        return
+    found = None if artifact is None else reference_example(artifact, signature)
+    row, source = (found, "reference") if found is not None else (signature.example_row(), "made")
+    body = json.dumps({"instances": [row]}).encode()
     try:
-        rows = predict_schema(predictor.metadata, max_rows).parse(body)[0]
+        rows = schema.parse(body)[0]
     except RequestValidationError as exc:  # examples from the metadata file that do not fit it
         problem = validation_details(exc)[0]
-        raise ModelLoadError(
-            f"the example row {example} does not fit the model: {problem}"
-        ) from None
+        raise ModelLoadError(f"the example row {row} does not fit the model: {problem}") from None
     try:
         predictor.predict(rows, signature.probabilities)
     except ModelError as exc:
-        hint = "give example values in the model metadata file"
-        if not exc.rejected_input:
-            raise ModelLoadError(
-                f"the model failed its warm-up prediction on {example}: {exc} ({hint})"
-            ) from exc
-        logger.warning("the model refused the warm-up example %s: %s (%s)", example, exc, hint)
+        if exc.unfit:
+            raise ModelLoadError(f"the model's answer does not fit: {exc}") from exc
+        hint = 'give "examples" in the model metadata file'
+        logger.warning(
+            "the model refused the warm-up row %s (%s from the %s): %s; it serves, but "
+            "nothing checked its answers (%s)",
+            row,
+            "typical values" if source == "reference" else "made up",
+            "reference statistics" if source == "reference" else "signature",
+            exc,
+            hint,
+        )
+
+
+def check_example(predictor: Predictor, schema: PredictSchema, index: int, example: Any) -> None:
+    """One of the metadata file's examples: it must be valid, answered, and as written."""
+    where = f"the model metadata's example {index}"
+    body = json.dumps({"instances": [example.instance]}).encode()
+    try:
+        rows = schema.parse(body)[0]
+    except RequestValidationError as exc:
+        raise ModelLoadError(f"{where} is not valid input: {validation_details(exc)[0]}") from None
+    try:
+        answer = predictor.predict(rows, False).values[0]
+    except ModelError as exc:
+        raise ModelLoadError(f"the model fails on {where}: {exc}") from exc
+    if example.prediction is not None and not same_answer(answer, example.prediction):
+        raise ModelLoadError(
+            f"{where} should be answered {example.prediction!r}, the model answers {answer!r}"
+        )
+
+
+def same_answer(answer: Any, expected: Any) -> bool:
+    """Labels equal, numbers equal to within rounding (floats are not bit-stable across
+    machines and library builds), lists element by element."""
+    if isinstance(answer, list) and isinstance(expected, list):
+        return len(answer) == len(expected) and all(
+            same_answer(a, e) for a, e in zip(answer, expected, strict=True)
+        )
+    numbers = (int, float)
+    if isinstance(answer, numbers) and isinstance(expected, numbers):
+        if isinstance(answer, bool) or isinstance(expected, bool):
+            return answer is expected
+        return math.isclose(answer, expected, rel_tol=1e-6, abs_tol=1e-9)
+    return bool(answer == expected)
 
 
 def install(app: FastAPI, settings: Settings) -> Lifespan:
@@ -64,9 +115,11 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             predictor = await anyio.to_thread.run_sync(
-                load_predictor, settings.model_path, settings.model_name
+                load_predictor, settings.model_path, settings.model_name, settings
             )
-            await anyio.to_thread.run_sync(warm_up, predictor, settings.max_rows)
+            await anyio.to_thread.run_sync(
+                warm_up, predictor, settings.max_rows, settings.model_path
+            )
             if state.observer is not None:
                 await anyio.to_thread.run_sync(state.observer.model_loaded, predictor)
             # Everything loaded so far (libraries, the model) lives as long as the process.
@@ -77,6 +130,9 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
         except ModelLoadError as exc:
             logger.error("cannot load the model: %s", exc)
             raise
+        except Exception as exc:  # a model this service does not know how to describe
+            logger.error("cannot load the model: %s: %s", type(exc).__name__, exc, exc_info=exc)
+            raise ModelLoadError(f"{type(exc).__name__}: {exc}") from exc
         runner = InferenceRunner(
             predictor,
             max_rows=settings.max_rows,

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
         description="The name reported by /model and used in model routes.",
     )
+{%- if cookiecutter.model_framework == "sklearn" %}
+    model_trusted_types: str = Field(
+        default="",
+        description="Comma-separated types or modules (your own package, say) a model artifact "
+        "may contain beyond scikit-learn, NumPy and SciPy; pickle is refused whatever this says.",
+    )
+{%- endif %}
 {%- if cookiecutter.use_prometheus %}
     reference_path: Path | None = Field(
         default=None,
@@ -112,6 +119,13 @@ class Settings(BaseSettings):
     ssl_ca_certs: Path | None = Field(
         default=None, description="Require client certificates signed by these CAs (mutual TLS)."
     )
+
+{%- if cookiecutter.model_framework == "sklearn" %}
+
+    @property
+    def trusted_types(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.model_trusted_types.split(",") if name.strip())
+{%- endif %}
 
     @field_validator("rate_limit")
     @classmethod

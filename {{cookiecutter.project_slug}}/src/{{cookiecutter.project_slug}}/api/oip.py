@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -22,7 +23,7 @@ from ..access import admit, requires, scope_marker
 from ..errors import model_error_status, validation_failed
 from ..model.base import ModelError, ModelMetadata, Rows
 from ..model.runner import InferenceRunner, InferenceTimeout, Overloaded
-from ..model.signature import Feature
+from ..model.signature import Feature, Signature
 from ..observability.logging import current_request_id
 from ..settings import Settings
 from ..state import ServiceState, service_state
@@ -36,6 +37,7 @@ ACCEPTED: dict[str, tuple[str, ...]] = {
     "integer": INTEGER_TYPES,
     "string": ("BYTES",),
     "boolean": ("BOOL",),
+    "datetime": ("BYTES",),  # ISO 8601 strings, as in JSON
 }
 OUTPUT_NAME = "predict"
 PROBABILITIES = "probabilities"
@@ -83,7 +85,7 @@ class ModelMetadataResponse(BaseModel):
 
 class RequestInput(BaseModel):
     name: str
-    shape: list[Annotated[int, Field(ge=0)]]
+    shape: Any
     datatype: Datatype
     data: list[Any]
     parameters: dict[str, Any] | None = None
@@ -181,10 +183,11 @@ def _tensors(meta: ModelMetadata) -> tuple[list[TensorMetadata], list[TensorMeta
     """Inputs and outputs as the protocol describes them, from the model's signature.
 
     A numeric matrix model takes one ``[-1, n_features]`` tensor; a model with named features
-    takes one ``[-1]`` tensor per feature, in order, as MLServer's pandas convention does.
+    (or a text model's documents) takes one ``[-1]`` tensor per feature, in order, as MLServer's
+    pandas convention does. Several values per row are one ``[-1, outputs]`` tensor.
     """
     signature = meta.signature
-    if signature.named:
+    if by_column(signature):
         inputs = [
             TensorMetadata(name=f.name, datatype=ACCEPTED[f.type][0], shape=[-1])
             for f in signature.features
@@ -192,17 +195,24 @@ def _tensors(meta: ModelMetadata) -> tuple[list[TensorMetadata], list[TensorMeta
     else:
         datatype = "INT64" if all(f.type == "integer" for f in signature.features) else "FP64"
         inputs = [TensorMetadata(name=MATRIX_INPUT, datatype=datatype, shape=[-1, meta.n_features])]
-    outputs = [TensorMetadata(name=OUTPUT_NAME, datatype=_label_type(meta), shape=[-1])]
-    if signature.probabilities:
+    several = [len(signature.outputs)] if signature.outputs else []
+    outputs = [TensorMetadata(name=OUTPUT_NAME, datatype=_label_type(meta), shape=[-1, *several])]
+    if signature.probabilities and not signature.outputs:  # one table per output: /predict
         width = len(signature.classes)
         outputs.append(TensorMetadata(name=PROBABILITIES, datatype="FP64", shape=[-1, width]))
     return inputs, outputs
 
 
+def by_column(signature: Signature) -> bool:
+    return signature.named or signature.documents
+
+
 def _label_type(meta: ModelMetadata) -> str:
-    if meta.signature.task == "regression":
+    """Labels' datatype: strings are BYTES; cluster ids and outlier flags INT64."""
+    signature = meta.signature
+    if not signature.labelled:
         return "FP64"
-    classes = meta.classes
+    classes = [c for o in signature.outputs for c in o.classes] or list(signature.classes)
     if any(isinstance(c, str) for c in classes):
         return "BYTES"
     return "FP64" if any(isinstance(c, float) for c in classes) else "INT64"
@@ -244,7 +254,7 @@ async def model_ready(name: str, request: Request) -> JSONResponse:
 def to_rows(request: InferenceRequest, meta: ModelMetadata, max_rows: int) -> Rows:
     """The input tensors as a batch of rows in feature order, after checking every value."""
     signature = meta.signature
-    if not signature.named:
+    if not by_column(signature):
         return _matrix(request, signature.features, max_rows)
     tensors = {tensor.name: tensor for tensor in request.inputs}
     missing = [name for name in signature.names if name not in tensors]
@@ -269,7 +279,7 @@ def _matrix(request: InferenceRequest, features: tuple[Feature, ...], max_rows: 
     if len(request.inputs) != 1:
         raise OipProblem(400, f"expected 1 input tensor, got {len(request.inputs)}")
     tensor = request.inputs[0]
-    shape = tensor.shape
+    shape = list(tensor.shape)
     if len(shape) != 2 or shape[1] != n_features:
         raise OipProblem(400, f"input shape must be [rows, {n_features}], got {shape}")
     if not 1 <= shape[0] <= max_rows:
@@ -283,7 +293,7 @@ def _matrix(request: InferenceRequest, features: tuple[Feature, ...], max_rows: 
 
 
 def _column(tensor: RequestInput, feature: Feature, max_rows: int) -> list[Any]:
-    shape = tensor.shape
+    shape = list(tensor.shape)
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
         raise OipProblem(400, f"input {feature.name!r}: shape must be [rows] or [rows, 1]")
     if not 1 <= shape[0] <= max_rows:
@@ -301,7 +311,9 @@ def _check(value: Any, datatype: str, feature: Feature) -> None:
     where = f"input {feature.name!r}"
     if datatype not in ACCEPTED[feature.type]:
         raise OipProblem(400, f"{where}: datatype must be one of {list(ACCEPTED[feature.type])}")
-    if datatype == "BYTES":
+    if feature.type == "datetime":
+        ok = isinstance(value, str) and _is_time(value)
+    elif datatype == "BYTES":
         ok = isinstance(value, str)
     elif datatype == "BOOL":
         ok = isinstance(value, bool)
@@ -315,6 +327,14 @@ def _check(value: Any, datatype: str, feature: Feature) -> None:
         raise OipProblem(400, f"{where}: {value!r} is not a valid {datatype} value")
     if feature.categories is not None and value not in feature.categories:
         raise OipProblem(400, f"{where}: {value!r} is not one of {list(feature.categories)}")
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _flatten(data: list[Any]) -> list[Any]:
@@ -355,7 +375,7 @@ async def infer(name: str, request: Request) -> JSONResponse:
     if not json_content_type(request, OIP_CONTENT_TYPES):
         return problem_response(OipProblem(415, "send the body as JSON (application/json)"))
     meta = runner.predictor.metadata
-    body = await read_json(request, request_model(meta))
+    body = await read_json(request, request_model(meta, runner.max_rows))
     _, outputs = _tensors(meta)
     try:
         wanted = _wanted_outputs(body, outputs)
@@ -407,30 +427,59 @@ def _wanted_outputs(body: InferenceRequest, outputs: list[TensorMetadata]) -> se
 
 
 @functools.cache
-def request_model(meta: ModelMetadata) -> type[InferenceRequest]:
-    """The request body for this model: the datatypes and outputs it accepts, exactly.
+def request_model(meta: ModelMetadata, max_rows: int) -> type[InferenceRequest]:
+    """The request body for this model: its inputs by name, with their datatypes and shapes,
+    and the outputs it gives, exactly.
 
-    What JSON Schema cannot say (that a tensor's data fills its shape, say) is checked in
-    ``to_rows`` and answered with the protocol's 400.
+    What JSON Schema cannot say (that a tensor's data fills its shape, that each named input
+    comes once) is checked in ``to_rows`` and answered with the protocol's 400.
     """
-    accepted = sorted({t for f in meta.signature.features for t in ACCEPTED[f.type]})
-    datatype: Any = Literal[tuple(accepted)]
-    tensor = create_model("RequestInput", __base__=RequestInput, datatype=(datatype, ...))
+    signature = meta.signature
+    rows = Annotated[int, Field(ge=1, le=max_rows)]
+    tensor: Any
+    if by_column(signature):
+        kinds = [
+            _tensor_model(f.name, ACCEPTED[f.type], tuple[rows] | tuple[rows, Literal[1]], i)
+            for i, f in enumerate(signature.features)
+        ]
+        tensor = kinds[0]
+        for kind in kinds[1:]:
+            tensor = tensor | kind
+        if len(kinds) > 1:
+            tensor = Annotated[tensor, Field(discriminator="name")]
+        count = len(kinds)
+    else:
+        accepted = tuple(sorted({t for f in signature.features for t in ACCEPTED[f.type]}))
+        width: Any = Literal[meta.n_features]
+        shape = tuple[rows, width]
+        tensor, count = _tensor_model(MATRIX_INPUT, accepted, shape, 0), 1
     outputs: Any = Literal[tuple(output.name for output in _tensors(meta)[1])]
     wanted = create_model("RequestOutput", __base__=RequestOutput, name=(outputs, ...))
     model: type[InferenceRequest] = create_model(
         "InferenceRequest",
         __base__=InferenceRequest,
-        inputs=(list[tensor], Field(min_length=1)),
+        inputs=(list[tensor], Field(min_length=count, max_length=count)),
         outputs=(list[wanted] | None, None),
     )
     return model
 
 
+def _tensor_model(name: str, datatypes: tuple[str, ...], shape: Any, index: int) -> Any:
+    named: Any = Literal[name]
+    typed: Any = Literal[datatypes]
+    return create_model(
+        f"RequestInput{index}",
+        __base__=RequestInput,
+        name=(named, ...),
+        datatype=(typed, ...),
+        shape=(shape, ...),
+    )
+
+
 def document(openapi: dict[str, Any], runner: InferenceRunner) -> None:
     """Show this model's own request schema for the infer route."""
     operation = openapi["paths"]["/v2/models/{name}/infer"]["post"]
-    operation.update(json_body(request_model(runner.predictor.metadata)))
+    operation.update(json_body(request_model(runner.predictor.metadata, runner.max_rows)))
 
 
 def is_oip(request: Request) -> bool:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from ..access import admit, requires, scope_marker
+from ..model.base import Label
 from ..model.runner import InferenceRunner
 from ..state import ready_runner
 from .schemas import (
@@ -15,6 +16,7 @@ from .schemas import (
     NOT_READY,
     Input,
     ModelInfo,
+    OutputInfo,
     PredictResponse,
     inline_schema,
     json_body,
@@ -59,7 +61,20 @@ async def model_info(runner: Runner) -> ModelInfo:
             )
             for f in signature.features
         ],
+        outputs=[
+            OutputInfo(
+                name=output.name,
+                type=_output_type(output.classes) if signature.labelled else "number",
+                classes=list(output.classes) if output.classes else None,
+            )
+            for output in signature.outputs
+        ]
+        or None,
     )
+
+
+def _output_type(classes: tuple[Label, ...]) -> Literal["integer", "string"]:
+    return "integer" if all(isinstance(c, int) for c in classes) else "string"
 
 
 @router.post(
@@ -69,7 +84,8 @@ async def model_info(runner: Runner) -> ModelInfo:
     openapi_extra=scope_marker("predict"),
 )
 async def predict(request: Request) -> JSONResponse:
-    """Predict a label (classifier) or a value (regressor) per instance.
+    """Predict a label (classifier), a value (regressor), a cluster or an outlier flag per
+    instance; a list of them per instance for a model with several outputs.
 
     Instances are objects by feature name or arrays in `/model`'s feature order; the request
     schema below is this model's own. The hot path, written without FastAPI's dependency
@@ -86,7 +102,7 @@ async def predict(request: Request) -> JSONResponse:
     answer: dict[str, object] = {"predictions": prediction.values, "model_version": meta.version}
     if prediction.probabilities is not None:
         answer["probabilities"] = prediction.probabilities
-    return JSONResponse(answer)
+    return JSONResponse(answer, headers={"X-Model-Version": meta.version})
 
 
 def document(openapi: dict[str, Any], runner: InferenceRunner) -> None:

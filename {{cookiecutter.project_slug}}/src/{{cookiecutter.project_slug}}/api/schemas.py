@@ -12,7 +12,7 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
-from ..model.base import Label
+from ..model.base import Label, Value
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -20,25 +20,34 @@ Body = TypeVar("Body", bound=BaseModel)
 class PredictResponse(BaseModel):
     """The generic form; the OpenAPI document shows the served model's own (see ``docs.py``)."""
 
-    predictions: list[Label] = Field(
-        description="A class label (classifier) or a value (regressor) per instance, in order."
+    predictions: list[Any] = Field(
+        description="Per instance, in order: a class label (classifier), a value (regressor), "
+        "a cluster id or an outlier flag (1 or -1); a list of them for several outputs."
     )
-    probabilities: list[list[float]] | None = Field(
+    probabilities: list[Any] | None = Field(
         default=None,
         description="With `probabilities: true`: per instance, one probability per class in "
-        "the order of `/model`'s `classes`.",
+        "the order of `/model`'s `classes` (for several outputs, one such list per output).",
     )
     model_version: str
 
 
 class Input(BaseModel):
     name: str
-    type: Literal["number", "integer", "string", "boolean"]
-    categories: list[Label] | None = None
+    type: Literal["number", "integer", "string", "boolean", "datetime"]
+    categories: list[Value] | None = None
     nullable: bool = False
     description: str | None = None
     minimum: float | None = None
     maximum: float | None = None
+
+
+class OutputInfo(BaseModel):
+    """One of a multi-output model's values per row."""
+
+    name: str
+    type: Literal["number", "integer", "string"]
+    classes: list[Label] | None = Field(default=None, description="A classifier output's labels.")
 
 
 class ModelInfo(BaseModel):
@@ -46,12 +55,18 @@ class ModelInfo(BaseModel):
     version: str
     framework: str
     description: str | None = None
-    task: Literal["classification", "regression"]
+    task: Literal["classification", "regression", "clustering", "outlier_detection"]
     features: list[str]
     n_features: int
-    classes: list[Label]
+    classes: list[Label] = Field(
+        description="Class labels, cluster ids or outlier flags; empty for a regressor and "
+        "for several outputs (each lists its own)."
+    )
     probabilities: bool = Field(description="Whether `probabilities: true` may be asked for.")
     inputs: list[Input]
+    outputs: list[OutputInfo] | None = Field(
+        default=None, description="For a model with several values per row: what each one is."
+    )
 
 
 class Status(BaseModel):

@@ -1,7 +1,8 @@
 """The ``/predict`` request and response models, generated from the served model's signature.
 
 Each instance is either a record (an object with every feature by name) or a positional row (an
-array of the feature values in order). Both are typed feature by feature, so pydantic-core
+array of the feature values in order); for a text model, also the document itself, a string.
+All are typed feature by feature, so pydantic-core
 checks everything in one pass over the JSON bytes and the OpenAPI document shows exactly what
 the model accepts: names, types, categories as enums, nullability, ranges and row length.
 """
@@ -9,6 +10,7 @@ the model accepts: names, types, categories as enums, nullability, ranges and ro
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from operator import itemgetter
 from typing import Annotated, Any, Literal, cast
 
@@ -29,7 +31,7 @@ from pydantic import (
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from 3.12 on
 
 from ..model.base import ModelMetadata, Rows
-from ..model.signature import NUMERIC_TYPES, Feature, Signature
+from ..model.signature import NUMERIC_TYPES, Feature, Label, Signature
 from .schemas import validation_error
 
 # Strict: "1.5" or true is not a number. No NaN or Infinity: models give garbage for them.
@@ -38,19 +40,30 @@ INSTANCE_ERROR = (
     "an instance is an object with every feature by name, or an array of the feature values "
     "in order"
 )
+DOCUMENT_ERROR = INSTANCE_ERROR + ", or the document itself (a string)"
+# Times as RFC 3339 / ISO 8601 strings ("2024-05-01T12:00:00Z"); strict: no Unix numbers.
+StrictDatetime = Annotated[datetime, Field(strict=True)]
+ANSWERS = {
+    "classification": "One class label per instance, in order.",
+    "regression": "One predicted value per instance, in order.",
+    "clustering": "One cluster id per instance, in order.",
+    "outlier_detection": "Per instance, in order: 1 for an inlier, -1 for an outlier.",
+}
 
 
 def value_type(feature: Feature) -> Any:
     """The pydantic type of one feature's value."""
     kind: Any
-    if feature.categories is not None:
+    if feature.type == "boolean":
+        kind = StrictBool  # both values, either way: and Literal[True] would take 1 as well
+    elif feature.categories is not None:
         kind = Literal[feature.categories]
     elif feature.type == "number":
         kind = Annotated[float, Field(strict=True, allow_inf_nan=False)]
     elif feature.type == "integer":
         kind = StrictInt
-    elif feature.type == "boolean":
-        kind = StrictBool
+    elif feature.type == "datetime":
+        kind = StrictDatetime
     else:
         kind = StrictStr
     if feature.type in NUMERIC_TYPES and (feature.minimum, feature.maximum) != (None, None):
@@ -65,6 +78,8 @@ def _instance_kind(value: Any) -> str | None:
         return "record"
     if isinstance(value, list):
         return "row"
+    if isinstance(value, str):
+        return "document"
     return None
 
 
@@ -94,12 +109,15 @@ class PredictSchema:
         fields = dict(zip(signature.names, types, strict=True))
         record: Any = cast(Any, TypedDict)("Record", fields)
         record.__pydantic_config__ = ConfigDict(extra="forbid")
+        kinds: Any = Annotated[record, Tag("record")] | Annotated[row, Tag("row")]
+        if signature.documents:
+            kinds = kinds | Annotated[types[0], Tag("document")]
         instance = Annotated[
-            Annotated[record, Tag("record")] | Annotated[row, Tag("row")],
+            kinds,
             Discriminator(
                 _instance_kind,
                 custom_error_type="instance_type",
-                custom_error_message=INSTANCE_ERROR,
+                custom_error_message=DOCUMENT_ERROR if signature.documents else INSTANCE_ERROR,
             ),
         ]
         example = signature.example_row()
@@ -107,6 +125,8 @@ class PredictSchema:
             {"instances": [dict(zip(signature.names, example, strict=True))]},
             {"instances": [example], "probabilities": signature.probabilities},
         ]
+        if signature.documents:
+            examples.append({"instances": example})
         probabilities_help = (
             "Add each instance's class probabilities to the answer."
             if signature.probabilities
@@ -134,24 +154,38 @@ class PredictSchema:
     @staticmethod
     def _response_model(signature: Signature) -> type[BaseModel]:
         prediction: Any
-        if signature.task == "regression":
+        what = ANSWERS[signature.task]
+        outputs = signature.outputs
+        if outputs:
+            names = ", ".join(output.name for output in outputs)
+            what = f"Per instance, in order, one value per output: {names}."
+            if signature.labelled:
+                prediction = tuple.__class_getitem__(tuple(_labels(o.classes) for o in outputs))
+            else:
+                k = len(outputs)
+                prediction = Annotated[list[float], Field(min_length=k, max_length=k)]
+        elif signature.task == "regression":
             prediction = float
-            what = "One predicted value per instance, in order."
         else:
-            prediction = Literal[signature.classes] if signature.classes else str | int | float
-            what = "One class label per instance, in order."
+            prediction = _labels(signature.classes)
         fields: dict[str, Any] = {
             "predictions": (list[prediction], Field(description=what)),
             "model_version": (str, ...),
         }
         if signature.probabilities:
-            width = len(signature.classes)
+            if outputs:
+                per_row: Any = tuple.__class_getitem__(
+                    tuple(_probability_row(len(o.classes)) for o in outputs)
+                )
+                order = "per output, one probability per class of that output, in its order"
+            else:
+                per_row = _probability_row(len(signature.classes))
+                order = "one probability per class, in the order of `/model`'s `classes`"
             fields["probabilities"] = (
-                list[Annotated[list[float], Field(min_length=width, max_length=width)]] | None,
+                list[per_row] | None,
                 Field(
                     default=None,
-                    description="With `probabilities: true`: per instance, one probability "
-                    "per class, in the order of `/model`'s `classes`.",
+                    description=f"With `probabilities: true`: per instance, {order}.",
                 ),
             )
         model: type[BaseModel] = create_model("PredictResponse", **fields)
@@ -168,7 +202,12 @@ class PredictSchema:
         if field is not None:
             table = [list(field(i)) if isinstance(i, dict) else i for i in instances]
         else:
-            table = [[i[self.names[0]]] if isinstance(i, dict) else i for i in instances]
+            name = self.names[0]
+            # A record, a row (a list or a tuple), or a text model's bare document.
+            table = [
+                [i[name]] if isinstance(i, dict) else [i] if isinstance(i, str) else i
+                for i in instances
+            ]
         rows = np.array(table, dtype=self._dtype)
         return rows, bool(request.probabilities)  # type: ignore[attr-defined]
 
@@ -187,6 +226,14 @@ class PredictSchema:
                     issue = {**issue, "msg": f"{self.names[loc[-1]]}: {issue['msg']}"}
             issues.append({**issue, "loc": tuple(loc)})
         return RequestValidationError(issues)
+
+
+def _labels(classes: tuple[Label, ...]) -> Any:
+    return Literal[classes] if classes else str | int | float
+
+
+def _probability_row(width: int) -> Any:
+    return Annotated[list[float], Field(min_length=width, max_length=width)]
 
 
 @functools.cache

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .signature import Label, ModelLoadError, Signature
+from .signature import Example, Label, ModelLoadError, Signature, Value
 
 __all__ = [
     "Label",
@@ -18,6 +18,7 @@ __all__ = [
     "Prediction",
     "Predictor",
     "Rows",
+    "Value",
     "check_output",
     "refuse_foreign_formats",
 ]
@@ -34,6 +35,8 @@ class ModelMetadata:
     framework: str
     signature: Signature
     description: str | None = None
+    # The metadata file's ``examples``: instances the model must answer (as given, if given).
+    examples: tuple[Example, ...] = ()
 
     @property
     def features(self) -> list[str]:
@@ -50,10 +53,11 @@ class ModelMetadata:
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """One label or value per row; with probabilities, one row of them per row."""
+    """One label or value per row (a list of them for a model with several outputs); with
+    probabilities, one row of them per row (for several outputs, one row per output)."""
 
-    values: list[Label]
-    probabilities: list[list[float]] | None = None
+    values: list[Any]
+    probabilities: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -68,13 +72,19 @@ class Prediction:
 class ModelError(Exception):
     """The model raised, or answered something the service cannot return.
 
-    ``rejected_input``: the model refused these rows (an unseen category, say): the caller's
-    fault, a 422. Otherwise the model itself failed: a 500.
+    ``rejected_input``: the model refused these rows (an unseen category, say), or answered
+    NaN or Infinity for finite input: the caller's fault, a 422 that names ``row`` when it is
+    known. Otherwise the model itself failed: a 500. ``unfit``: what it answered does not fit
+    its signature (a shape, a width), which no input can cause: such a model never serves.
     """
 
-    def __init__(self, message: str, *, rejected_input: bool) -> None:
+    def __init__(
+        self, message: str, *, rejected_input: bool, row: int | None = None, unfit: bool = False
+    ) -> None:
         super().__init__(message)
         self.rejected_input = rejected_input
+        self.row = row
+        self.unfit = unfit
 
 
 class Predictor(Protocol):
@@ -94,40 +104,85 @@ def check_output(
     signature: Signature,
     rows: int,
     values: npt.NDArray[Any],
-    probabilities: npt.NDArray[Any] | None,
+    probabilities: npt.NDArray[Any] | list[npt.NDArray[Any]] | None,
 ) -> Prediction:
     """Plain Python answers for JSON, after checking they fit the signature.
 
-    A model that returns the wrong number of answers, NaN or Infinity, or probabilities of the
-    wrong width fails here with a ``ModelError`` rather than later in the JSON encoder.
+    A model that returns the wrong number of answers or probabilities of the wrong width fails
+    here (``unfit``) rather than later in the JSON encoder. NaN or Infinity out of rows that
+    passed validation is the input's doing (extreme but finite values overflow): a refusal of
+    that row, not a server error.
     """
     values = np.asarray(values)
-    if values.ndim == 2 and values.shape[1] == 1:
-        values = values.reshape(-1)
-    if values.ndim != 1 or len(values) != rows:
-        raise ModelError(
-            f"the model returned shape {list(values.shape)} for {rows} rows; expected one "
-            "label or value per row",
-            rejected_input=False,
+    width = len(signature.outputs)
+    if width:
+        wanted = [rows, width]
+    else:
+        wanted = [rows]
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = values.reshape(-1)
+    if list(values.shape) != wanted:
+        several = f"{width} values" if width else "one label or value"
+        hint = (
+            ""
+            if width
+            else ' (for several values per row, name them as "outputs" in the model metadata)'
         )
-    if values.dtype.kind == "f" and not np.isfinite(values).all():
-        raise ModelError("the model returned NaN or Infinity", rejected_input=False)
+        raise ModelError(
+            f"the model returned shape {list(values.shape)} for {rows} rows; expected "
+            f"{several} per row{hint}",
+            rejected_input=False,
+            unfit=True,
+        )
+    if values.dtype.kind in "fc":
+        _refuse_non_finite(values, "")
     table = None
     if probabilities is not None:
-        probabilities = np.asarray(probabilities, dtype=np.float64)
-        width = len(signature.classes)
-        if probabilities.shape != (rows, width):
+        table = _probabilities(signature, rows, probabilities)
+    return Prediction(to_labels(values), table)
+
+
+def _probabilities(
+    signature: Signature, rows: int, found: npt.NDArray[Any] | list[npt.NDArray[Any]]
+) -> list[Any]:
+    """Per row, the classes' probabilities; for several outputs, a list of them per output."""
+    outputs = signature.outputs
+    tables = found if outputs else [found]
+    widths = [len(o.classes) for o in outputs] if outputs else [len(signature.classes)]
+    if len(tables) != len(widths):
+        raise ModelError(
+            f"the model returned probabilities for {len(tables)} outputs, not {len(widths)}",
+            rejected_input=False,
+            unfit=True,
+        )
+    checked: list[list[Any]] = []
+    for table, width in zip(tables, widths, strict=True):
+        array = np.asarray(table, dtype=np.float64)
+        if array.shape != (rows, width):
             raise ModelError(
-                f"the model returned probabilities of shape {list(probabilities.shape)}; "
+                f"the model returned probabilities of shape {list(array.shape)}; "
                 f"expected [{rows}, {width}]",
                 rejected_input=False,
+                unfit=True,
             )
-        if not np.isfinite(probabilities).all():
-            raise ModelError(
-                "the model returned NaN or Infinity probabilities", rejected_input=False
-            )
-        table = probabilities.tolist()
-    return Prediction(to_labels(values), table)
+        _refuse_non_finite(array, " probabilities")
+        checked.append(array.tolist())
+    if not outputs:
+        return checked[0]
+    return [list(per_row) for per_row in zip(*checked, strict=True)]
+
+
+def _refuse_non_finite(array: npt.NDArray[Any], what: str) -> None:
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.reshape(len(array), -1).all(axis=1))
+        row = int(bad[0])
+        raise ModelError(
+            f"the model answered NaN or Infinity{what} for instance {row}: its values are too "
+            "extreme for this model",
+            rejected_input=True,
+            row=row,
+        )
 
 
 def refuse_foreign_formats(data: bytes, source: str, advice: str) -> None:
@@ -141,6 +196,16 @@ def refuse_foreign_formats(data: bytes, source: str, advice: str) -> None:
         )
 
 
-def to_labels(values: npt.NDArray[Any]) -> list[Label]:
-    """Plain Python labels for JSON: numpy scalars and bytes become int, float or str."""
-    return [v.decode("utf-8") if isinstance(v, bytes) else v for v in values.tolist()]
+def to_labels(values: npt.NDArray[Any]) -> list[Any]:
+    """Plain Python labels for JSON: numpy scalars and bytes become int, float or str (a list
+    of them per row for several outputs)."""
+    if values.dtype.kind in "biuf":
+        plain: list[Any] = values.tolist()
+        return plain
+    return [_label(v) for v in values.tolist()]
+
+
+def _label(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_label(v) for v in value]
+    return value.decode("utf-8") if isinstance(value, bytes) else value

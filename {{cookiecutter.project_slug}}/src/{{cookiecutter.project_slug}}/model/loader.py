@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import signature
 from .base import ModelLoadError, Predictor
 from .demo import DEMO_SIDECAR
 from .{{ cookiecutter.model_framework }} import SUFFIX, demo_bytes, load_bytes
 
+if TYPE_CHECKING:
+    from ..settings import Settings
 
-def load_predictor(path: Path | None, name: str) -> Predictor:
-    """Load the artifact at ``path``; with no path, serve the demo model."""
+
+def load_predictor(path: Path | None, name: str, settings: Settings | None = None) -> Predictor:
+    """Load the artifact at ``path``; with no path, serve the demo model. ``settings`` carry
+    what the framework's loader may need of them (the types to trust, for scikit-learn)."""
     if path is None:
-        return load_bytes(demo_bytes(), name, DEMO_SIDECAR, "the demo model")
+        return load_bytes(demo_bytes(), name, DEMO_SIDECAR, "the demo model", settings)
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist (check APP_MODEL_PATH)")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ModelLoadError(f"cannot read model file {path}: {exc.strerror or exc}") from exc
-    return load_bytes(data, name, signature.read_sidecar(path), str(path))
+    return load_bytes(data, name, signature.read_sidecar(path), str(path), settings)
 
 
 def write_demo(directory: Path) -> Path:

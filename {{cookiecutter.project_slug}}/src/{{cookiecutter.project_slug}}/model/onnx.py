@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
@@ -28,9 +28,17 @@ from .base import (
     check_output,
     refuse_foreign_formats,
 )
-from .signature import Feature, FeatureType, Label, Sidecar, Signature, merge
+from .signature import Feature, FeatureType, Label, Output, Sidecar, Signature, merge
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 logger = logging.getLogger(__name__)
+# onnxruntime writes its own log lines, in colour, straight to stderr, past Python's logging:
+# plain text in a JSON log. Whatever goes wrong in a session also comes back as an exception,
+# which the service logs as JSON with the request's id, so only fatal errors are let through.
+ORT_FATAL = 4
+ort.set_default_logger_severity(ORT_FATAL)
 
 SUFFIX = ".onnx"
 DEMO_ARTIFACT = "demo.onnx"
@@ -111,9 +119,14 @@ class OnnxPredictor:
 
 
 def describe(
-    session: ort.InferenceSession, class_labels: Sequence[Label], source: str
+    session: ort.InferenceSession, class_labels: Sequence[Label], source: str, outputs: int = 0
 ) -> tuple[Signature, str, str | None]:
-    """What the graph records (inputs by name and type, outputs), and which outputs to read."""
+    """What the graph records (inputs by name and type, outputs), and which outputs to read.
+
+    ``outputs``: how many values per row the model metadata names (0: it names none). A graph
+    cannot tell a regressor's several values per row from a classifier's raw scores; the
+    metadata file can.
+    """
     inputs = session.get_inputs()
     unknown = [f"{i.name} ({i.type})" for i in inputs if i.type not in ELEMENT_TYPES]
     if unknown:
@@ -127,7 +140,7 @@ def describe(
                 f"count, or one input per feature; its input {node.name!r} has shape {shape}"
             )
         kind = ELEMENT_TYPES[node.type][1]
-        features = tuple(Feature(f"x{i}", type=kind) for i in range(shape[1]))
+        features = tuple(Feature(f"x{i}", type=kind, typed=True) for i in range(shape[1]))
         named = False
     else:
         wide = [i.name for i in inputs if len(i.shape) == 2 and i.shape[1] != 1]
@@ -136,8 +149,17 @@ def describe(
                 f"{source} takes several inputs, so each must be one column ([batch] or "
                 f"[batch, 1]); these are not: {wide}"
             )
-        features = tuple(Feature(i.name, type=ELEMENT_TYPES[i.type][1]) for i in inputs)
+        features = tuple(Feature(i.name, type=ELEMENT_TYPES[i.type][1], typed=True) for i in inputs)
         named = True
+    several = _several_values(session, outputs) if outputs > 1 and not class_labels else None
+    if several is not None:
+        signature = Signature(
+            features=features,
+            task="regression",
+            named=named,
+            outputs=tuple(Output(f"y{i}") for i in range(outputs)),
+        )
+        return signature, several, None
     label, probability = read_outputs(session, source)
     label_type = next(o.type for o in session.get_outputs() if o.name == label)
     classifier = probability is not None or bool(class_labels) or label_type in LABEL_TYPES
@@ -149,6 +171,18 @@ def describe(
         named=named,
     )
     return signature, label, probability
+
+
+def _several_values(session: ort.InferenceSession, count: int) -> str | None:
+    """The one numeric ``[batch, count]`` output of a graph with several values per row."""
+    found = [
+        o.name
+        for o in session.get_outputs()
+        if o.type in ("tensor(float)", "tensor(double)")
+        and len(o.shape) == 2
+        and (o.shape[1] == count or not isinstance(o.shape[1], int))
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def read_outputs(session: ort.InferenceSession, source: str) -> tuple[str, str | None]:
@@ -166,7 +200,8 @@ def read_outputs(session: ort.InferenceSession, source: str) -> tuple[str, str |
         raise ModelLoadError(
             f"{source} has no output with one label or value per row (outputs: {shapes}); "
             "a [batch, classes] output of scores needs a label output next to it (export "
-            "the classifier with its label, or add an ArgMax node)"
+            "the classifier with its label, or add an ArgMax node); a regressor's several "
+            'values per row need their names, as "outputs" in the model metadata file'
         )
     return label, probability
 
@@ -194,24 +229,32 @@ def demo_bytes() -> bytes:
     return resources.files(__package__).joinpath(DEMO_ARTIFACT).read_bytes()
 
 
-def load_bytes(data: bytes, name: str, sidecar: Sidecar, source: str) -> OnnxPredictor:
+def load_bytes(
+    data: bytes, name: str, sidecar: Sidecar, source: str, settings: Settings | None = None
+) -> OnnxPredictor:
+    """The graph in ``data`` as a predictor. A graph holds no Python code to trust, so the
+    settings ask nothing of it."""
     refuse_foreign_formats(data, source, SAVE_ADVICE)
     try:
         options = ort.SessionOptions()
         # Requests are small; one thread per inference scales better across concurrent calls.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        options.log_severity_level = ORT_FATAL
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         class_labels = onnx_proto.class_labels(data)
     except Exception as exc:  # onnxruntime raises its own types for a bad file
         raise ModelLoadError(f"{source} is not a readable ONNX model: {exc}") from exc
-    artifact, label, probability = describe(session, class_labels, source)
+    artifact, label, probability = describe(
+        session, class_labels, source, len(sidecar.outputs or ())
+    )
     metadata = ModelMetadata(
         name=name,
         version=sidecar.version or hashlib.sha256(data).hexdigest()[:12],
         framework="onnx",
-        signature=merge(artifact, sidecar, knows_names=artifact.named),
+        signature=merge(artifact, sidecar, knows_names=artifact.named, knows_task=False),
         description=sidecar.description,
+        examples=tuple(sidecar.examples or ()),
     )
     signature = metadata.signature
     if signature.probabilities and not signature.classes:

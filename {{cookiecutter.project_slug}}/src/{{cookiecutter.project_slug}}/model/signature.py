@@ -1,9 +1,10 @@
 """What the model takes and gives, learnt from the artifact and its optional sidecar file.
 
 The artifact is the authority on what it records (feature names, encoders' categories, classes,
-input types); the sidecar adds what it cannot say (names for a plain matrix, integer or
-boolean types, descriptions, ranges, examples). Where both speak they must agree: a sidecar that
-silently disagreed would document one model and serve another.
+input types, how many values it answers per row); the sidecar adds what it cannot say (names for
+a plain matrix or for several outputs, integer, boolean or datetime types, descriptions, ranges,
+examples). Where both speak they must agree: a sidecar that silently disagreed would document
+one model and serve another.
 """
 
 from __future__ import annotations
@@ -11,14 +12,28 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+# A class label or a cluster id.
 Label = str | int | float
-FeatureType = Literal["number", "integer", "string", "boolean"]
-Task = Literal["classification", "regression"]
+# A feature's value, example or category. ``bool`` first: pydantic then keeps JSON ``true`` a
+# boolean instead of reading it as the integer 1.
+Value = bool | str | int | float
+FeatureType = Literal["number", "integer", "string", "boolean", "datetime"]
+Task = Literal["classification", "regression", "clustering", "outlier_detection"]
 NUMERIC_TYPES: frozenset[str] = frozenset({"number", "integer"})
+# The types a feature's categories must have, by feature type.
+CATEGORY_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "datetime": str,
+}
+EXAMPLE_DOCUMENT = "an example document"
+EXAMPLE_DATETIME = "2024-01-01T00:00:00Z"
 
 SIDECAR_SUFFIX = ".json"
 SIDECAR_FALLBACK = "metadata.json"
@@ -34,21 +49,28 @@ class Feature:
 
     name: str
     type: FeatureType = "number"
-    categories: tuple[Label, ...] | None = None
+    categories: tuple[Value, ...] | None = None
     nullable: bool = False
     description: str | None = None
     minimum: float | None = None
     maximum: float | None = None
-    example: Label | None = None
+    example: Value | None = None
+    # The artifact records this type (an encoder's categories, a vectorizer, a graph input, a
+    # column picked by dtype); otherwise "number" is only the default, which a sidecar may set.
+    typed: bool = False
+    # Fitted on a pandas ``category`` column: given to the model as one, with these categories.
+    categorical: bool = False
 
-    def example_value(self) -> Label:
+    def example_value(self) -> Value:
         """A value the model accepts, for warm-up and the API docs."""
         if self.example is not None:
             return self.example
         if self.categories:
             return self.categories[0]
         if self.type == "string":
-            return "text"
+            return EXAMPLE_DOCUMENT
+        if self.type == "datetime":
+            return EXAMPLE_DATETIME
         if self.type == "boolean":
             return False
         low = self.minimum if self.minimum is not None else self.maximum
@@ -57,11 +79,22 @@ class Feature:
 
 
 @dataclass(frozen=True, slots=True)
+class Output:
+    """One of several values a model answers per row (a target of a multi-output model)."""
+
+    name: str
+    classes: tuple[Label, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Signature:
     """The model's inputs and outputs.
 
     ``named`` says how the model takes its input: by column name (a DataFrame, or one graph input
-    per column) rather than as one positional numeric matrix, the fast path.
+    per column) rather than as one positional numeric matrix, the fast path. ``documents``: it
+    takes a 1-D list of raw texts (a text vectorizer is its first step), its one feature.
+    ``outputs``: a model that answers several values per row lists them; one that answers one
+    value per row lists none. A multi-output classifier's classes are per output.
     """
 
     features: tuple[Feature, ...]
@@ -69,12 +102,19 @@ class Signature:
     classes: tuple[Label, ...] = ()
     probabilities: bool = False
     named: bool = False
+    documents: bool = False
+    outputs: tuple[Output, ...] = ()
 
     @property
     def names(self) -> list[str]:
         return [feature.name for feature in self.features]
 
-    def example_row(self) -> list[Label]:
+    @property
+    def labelled(self) -> bool:
+        """Answers are labels from ``classes`` (or per output), not free numbers."""
+        return self.task != "regression"
+
+    def example_row(self) -> list[Value]:
         return [feature.example_value() for feature in self.features]
 
 
@@ -88,12 +128,24 @@ class FeatureSpec(BaseModel):
 
     name: Annotated[str, StringConstraints(min_length=1)]
     type: FeatureType | None = None
-    categories: list[Label] | None = Field(default=None, min_length=1)
+    categories: list[Value] | None = Field(default=None, min_length=1)
     nullable: bool | None = None
     description: str | None = None
     minimum: float | None = None
     maximum: float | None = None
-    example: Label | None = None
+    example: Value | None = None
+
+
+class Example(BaseModel):
+    """An instance the model is known to answer, and (optionally) the answer it must give."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instance: dict[str, Any] | list[Any] | str
+    prediction: Any = None
+
+
+Name = Annotated[str, StringConstraints(min_length=1)]
 
 
 class Sidecar(BaseModel):
@@ -103,8 +155,11 @@ class Sidecar(BaseModel):
 
     version: str | None = None
     description: str | None = None
-    features: list[Annotated[str, StringConstraints(min_length=1)] | FeatureSpec] | None = None
+    task: Task | None = None
+    features: list[Name | FeatureSpec] | None = None
     classes: list[Label] | None = None
+    outputs: list[Name] | None = Field(default=None, min_length=2)
+    examples: list[Example] | None = Field(default=None, min_length=1)
 
     def specs(self) -> list[FeatureSpec] | None:
         if self.features is None:
@@ -135,6 +190,36 @@ def read_sidecar(artifact: Path) -> Sidecar:
         ) from None
 
 
+def reference_example(artifact: Path, signature: Signature) -> list[Value] | None:
+    """A typical row from the reference statistics beside ``artifact``, if there are any: each
+    number's median decile, each category's most common value (see ``reference.py``)."""
+    path = artifact.with_name(artifact.stem + ".reference.json")
+    try:
+        document = json.loads(path.read_bytes())
+        found = {f["name"]: f for f in document["features"]}
+        row = [_typical(feature, found[feature.name]) for feature in signature.features]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None  # no usable reference: the signature's own example serves
+    return None if any(value is None for value in row) else row  # type: ignore[return-value]
+
+
+def _typical(feature: Feature, stats: dict[str, Any]) -> Value | None:
+    edges: list[float] | None = stats.get("edges")
+    if edges:
+        middle = float(edges[len(edges) // 2])
+        return round(middle) if feature.type == "integer" else middle
+    shares = {k: v for k, v in stats["shares"].items() if k not in ("missing", "other")}
+    if not shares:
+        return None
+    text: str = max(shares, key=shares.__getitem__)
+    if feature.type == "boolean":
+        return text == "true"
+    for category in feature.categories or ():
+        if str(category) == text:
+            return category
+    return text if feature.type in ("string", "datetime") else None
+
+
 def sidecar_json(sidecar: Sidecar) -> str:
     return json.dumps(sidecar.model_dump(exclude_none=True), indent=2) + "\n"
 
@@ -142,11 +227,13 @@ def sidecar_json(sidecar: Sidecar) -> str:
 # --- merging what the artifact says with what the sidecar says -------------------------------
 
 
-def merge(artifact: Signature, sidecar: Sidecar, *, knows_names: bool) -> Signature:
+def merge(
+    artifact: Signature, sidecar: Sidecar, *, knows_names: bool, knows_task: bool = True
+) -> Signature:
     """The artifact's signature completed by the sidecar; ModelLoadError where they differ.
 
     ``knows_names``: the artifact records its feature names (else they are ``x0``, ``x1``...
-    and the sidecar may name them).
+    and the sidecar may name them). ``knows_task``: it records what its answers are.
     """
     features = list(artifact.features)
     specs = sidecar.specs()
@@ -165,6 +252,16 @@ def merge(artifact: Signature, sidecar: Sidecar, *, knows_names: bool) -> Signat
                 f"{artifact.names}"
             )
         features = [_merge_feature(f, spec) for f, spec in zip(features, specs, strict=True)]
+    task = artifact.task
+    if sidecar.task is not None and sidecar.task != task:
+        # A graph records no estimator type: its integer labels may be classes, clusters or
+        # outlier flags, which only the sidecar can tell. A scikit-learn estimator knows.
+        if knows_task:
+            raise ModelLoadError(
+                f"the model metadata says the task is {sidecar.task}, the model is a "
+                f"{artifact.task} model"
+            )
+        task = sidecar.task
     classes = artifact.classes
     if sidecar.classes is not None:
         if classes and [str(c) for c in sidecar.classes] != [str(c) for c in classes]:
@@ -172,19 +269,34 @@ def merge(artifact: Signature, sidecar: Sidecar, *, knows_names: bool) -> Signat
                 f"the model metadata lists the classes {sidecar.classes} but the model "
                 f"predicts {list(classes)}"
             )
-        if artifact.task == "regression":
+        if task == "regression":
             raise ModelLoadError("the model metadata lists classes for a regression model")
         classes = classes or tuple(sidecar.classes)
-    return replace(artifact, features=tuple(features), classes=classes)
+    outputs = artifact.outputs
+    if sidecar.outputs is not None:
+        if len(sidecar.outputs) != len(outputs):
+            raise ModelLoadError(
+                f"the model metadata names {len(sidecar.outputs)} outputs but the model "
+                f"answers {len(outputs) or 1} value(s) per row"
+            )
+        if len(set(sidecar.outputs)) != len(sidecar.outputs):
+            raise ModelLoadError("the model metadata names an output twice")
+        outputs = tuple(
+            replace(output, name=name)
+            for output, name in zip(outputs, sidecar.outputs, strict=True)
+        )
+    return replace(artifact, features=tuple(features), task=task, classes=classes, outputs=outputs)
 
 
 def _merge_feature(feature: Feature, spec: FeatureSpec) -> Feature:
     where = f"feature {feature.name!r}"
     kind = feature.type
     if spec.type is not None and spec.type != kind:
-        # A numeric column may be declared integer or boolean (the model still sees a number);
-        # anything else contradicts the artifact.
-        if not (kind == "number" and spec.type in ("integer", "boolean")):
+        # Where the artifact leaves the type open, the sidecar says it. Where it records one, a
+        # number may still be declared integer or boolean and a string a datetime (the model
+        # sees the same tensor); anything else contradicts the artifact.
+        refinements = {"number": ("integer", "boolean"), "string": ("datetime",)}
+        if feature.typed and spec.type not in refinements.get(kind, ()):
             raise ModelLoadError(
                 f"{where}: the model metadata says {spec.type}, the model takes {kind}"
             )
@@ -198,17 +310,14 @@ def _merge_feature(feature: Feature, spec: FeatureSpec) -> Feature:
             )
         categories = categories or tuple(spec.categories)
     if categories is not None:
-        types: dict[str, type | tuple[type, ...]] = {
-            "string": str,
-            "integer": int,
-            "number": (int, float),
-            "boolean": bool,
-        }
-        wanted = types[kind]
-        strange = [c for c in categories if not isinstance(c, wanted)]
+        strange = [c for c in categories if not _of_type(c, kind)]
         if strange:
             raise ModelLoadError(f"{where}: categories {strange} are not of type {kind}")
-    return Feature(
+    example = feature.example if spec.example is None else spec.example
+    if spec.example is not None and not _of_type(spec.example, kind):
+        raise ModelLoadError(f"{where}: the example {spec.example!r} is not of type {kind}")
+    return replace(
+        feature,
         name=spec.name,
         type=kind,
         categories=categories,
@@ -216,5 +325,13 @@ def _merge_feature(feature: Feature, spec: FeatureSpec) -> Feature:
         description=spec.description,
         minimum=spec.minimum,
         maximum=spec.maximum,
-        example=spec.example,
+        example=example,
+        typed=feature.typed or spec.type is not None,
     )
+
+
+def _of_type(value: Value, kind: str) -> bool:
+    """Whether ``value`` is a JSON value of the feature type ``kind`` (a bool is no number)."""
+    if isinstance(value, bool):
+        return kind == "boolean"
+    return isinstance(value, CATEGORY_TYPES[kind])

@@ -8,8 +8,10 @@ model's own in-process output, computed by the training script in the same run:
   regressor, a pipeline that refuses some inputs (Box-Cox on non-positive values) and one whose
   output turns non-finite (a log transform: a 422 for the row, not a 500);
 - onnx: a probabilistic classifier exported with skl2onnx, the DataFrame pipeline exported with
-  one input per column (strings included), a LightGBM classifier exported with onnxmltools, a
-  regressor, and a graph whose only output is ``[batch, classes]`` scores (refused at start).
+  one input per column (strings included; once with no metadata file, its categories read from
+  the graph), a LightGBM classifier exported with onnxmltools, a regressor, one with two values
+  per row, KMeans clusters, and a graph whose only output is ``[batch, classes]`` scores
+  (refused at start).
 
 Schemathesis with every check runs against the service that serves the DataFrame pipeline.
 """
@@ -125,6 +127,7 @@ ONNX_MODELS = (
     + r"""
 import lightgbm
 import onnx
+from sklearn.cluster import KMeans
 import onnxruntime
 from onnx import TensorProto, helper
 from onnxmltools import convert_lightgbm
@@ -183,6 +186,25 @@ expected["ridge"] = {
     "rows": xd[:3].tolist(),
     "predictions": ridge.predict(xd[:3].astype(np.float32)).tolist(),
 }
+
+# The same graph with no metadata file: the categories are read from its encoder nodes.
+save("open", to_onnx(churn32, sample, options={"zipmap": False}, target_opset=17))
+
+# Two values per row, named in the metadata file (a graph cannot tell them from raw scores).
+two = np.column_stack([yd, 0.5 * yd]).astype(np.float32)
+ridge2 = Ridge().fit(xd.astype(np.float32), two)
+save("ridge2", to_onnx(ridge2, xd[:1].astype(np.float32), target_opset=17))
+(out / "ridge2.json").write_text(json.dumps({"outputs": ["progression", "half"]}))
+expected["ridge2"] = {
+    "rows": xd[:3].tolist(),
+    "predictions": ridge2.predict(xd[:3].astype(np.float32)).tolist(),
+}
+
+# Clusters: integer labels that only the metadata file can say are cluster ids.
+clusters = KMeans(n_clusters=3, n_init=3, random_state=0).fit(x)
+save("clusters", to_onnx(clusters, x[:1], target_opset=17))
+(out / "clusters.json").write_text(json.dumps({"task": "clustering"}))
+expected["clusters"] = {"rows": x[::50].tolist(), "predictions": clusters.predict(x[::50]).tolist()}
 
 # Scores only: [batch, 3] logits and no label output. Not servable as labels or values.
 weights = helper.make_tensor("w", TensorProto.FLOAT, [4, 3], np.ones(12, dtype=np.float32))
@@ -373,6 +395,15 @@ def assert_logged(service: Service, message: str, detail: str) -> None:
     assert hits[0].get("request_id"), f"{service.what}: no request id in {hits[0]}"
 
 
+def assert_json_log(service: Service) -> None:
+    """Every line the service wrote is JSON: no library's own plain-text logging."""
+    for line in service.log.read_text(encoding="utf-8").splitlines():
+        try:
+            json.loads(line)
+        except ValueError:
+            pytest.fail(f"{service.what}: a log line that is not JSON: {line!r}")
+
+
 def check_onnx_models(models: Models, serve: Callable[[Models, str], Service]) -> None:
     for artifact in ("flowers", "lightgbm"):
         want = models.expected[artifact]
@@ -426,6 +457,39 @@ def check_onnx_models(models: Models, serve: Callable[[Models, str], Service]) -
         assert info["task"] == "regression", info
         response = client.post("/predict", json={"instances": want["rows"]})
         assert close([response.json()["predictions"]], [want["predictions"]], 1e-3), response.text
+
+    want = models.expected["churn"]
+    opened = serve(models, "open.onnx")
+    with opened.client() as client:
+        inputs = {i["name"]: i for i in client.get("/model").json()["inputs"]}
+        assert sorted(inputs["plan"]["categories"]) == ["free", "pro", "team"], inputs
+        response = client.post("/predict", json={"instances": want["records"]})
+        assert response.json()["predictions"] == want["predictions"], response.text
+        # The graph's encoder would fail on a value it does not know: refused before it.
+        unknown = client.post("/predict", json={"instances": [{**want["records"][0], "plan": "x"}]})
+        assert unknown.status_code == 422 and "plan" in unknown.text, unknown.text
+    assert_json_log(opened)
+
+    want = models.expected["ridge2"]
+    with serve(models, "ridge2.onnx").client() as client:
+        info = client.get("/model").json()
+        assert [o["name"] for o in info["outputs"]] == ["progression", "half"], info
+        response = client.post("/predict", json={"instances": want["rows"]})
+        assert close(response.json()["predictions"], want["predictions"], 1e-2), response.text
+        meta = client.get(f"/v2/models/{info['name']}").json()
+        assert meta["outputs"][0]["shape"] == [-1, 2], meta
+
+    want = models.expected["clusters"]
+    with serve(models, "clusters.onnx").client() as client:
+        info = client.get("/model").json()
+        assert info["task"] == "clustering" and info["probabilities"] is False, info
+        response = client.post("/predict", json={"instances": want["rows"]})
+        assert response.json()["predictions"] == want["predictions"], response.text
+        meta = client.get(f"/v2/models/{info['name']}").json()
+        assert meta["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}], meta
+        tensor = {"name": "wrong", "shape": [1, 4], "datatype": "FP32", "data": want["rows"][0]}
+        refused = client.post(f"/v2/models/{info['name']}/infer", json={"inputs": [tensor]})
+        assert refused.status_code == 400 and "input-0" in refused.text, refused.text
 
     refused = models.start("logits.onnx")
     try:

@@ -28,6 +28,7 @@ from ..observability.logging import current_request_id
 from ..settings import Settings
 from ..state import ServiceState, service_state
 from .schemas import json_body, json_content_type, read_json
+from .signature_schema import MAGNITUDE
 
 Datatype = Literal["FP32", "FP64", "INT64", "INT32", "BOOL", "BYTES"]
 INTEGER_TYPES = ("INT64", "INT32")
@@ -322,7 +323,7 @@ def _check(value: Any, datatype: str, feature: Feature) -> None:
     elif datatype in INTEGER_TYPES:
         ok = isinstance(value, int)
     else:
-        ok = not isinstance(value, float) or math.isfinite(value)
+        ok = math.isfinite(value) and abs(value) <= MAGNITUDE
     if not ok:
         raise OipProblem(400, f"{where}: {value!r} is not a valid {datatype} value")
     if feature.categories is not None and value not in feature.categories:

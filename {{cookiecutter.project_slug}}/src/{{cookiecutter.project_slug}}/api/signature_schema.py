@@ -17,7 +17,9 @@ from typing import Annotated, Any, Literal, cast
 import numpy as np
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -26,6 +28,7 @@ from pydantic import (
     StrictStr,
     Tag,
     ValidationError,
+    WithJsonSchema,
     create_model,
 )
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from 3.12 on
@@ -51,6 +54,32 @@ ANSWERS = {
 }
 
 
+# Numbers a model is given stay within this magnitude unless the metadata file sets a range. No
+# measured quantity comes near it, and squares and products of such values still fit in a
+# double: past it, a linear step or a distance overflows to Infinity, and a schema-valid request
+# could only be answered with an error.
+MAGNITUDE = 1e100
+
+
+def _no_booleans(value: Any) -> Any:
+    """JSON ``true`` is no number: ``Literal[1]`` alone would take it (``True == 1``)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not one of the categories")
+    return value
+
+
+def _only_false(value: bool) -> bool:
+    if value:
+        raise ValueError("this model gives no probabilities: only false is accepted")
+    return value
+
+
+# ``Literal[False]`` would take 0 as well, and cannot be strict.
+OnlyFalse = Annotated[
+    StrictBool, AfterValidator(_only_false), WithJsonSchema({"type": "boolean", "const": False})
+]
+
+
 def value_type(feature: Feature) -> Any:
     """The pydantic type of one feature's value."""
     kind: Any
@@ -58,6 +87,8 @@ def value_type(feature: Feature) -> Any:
         kind = StrictBool  # both values, either way: and Literal[True] would take 1 as well
     elif feature.categories is not None:
         kind = Literal[feature.categories]
+        if feature.type in NUMERIC_TYPES:
+            kind = Annotated[kind, BeforeValidator(_no_booleans)]
     elif feature.type == "number":
         kind = Annotated[float, Field(strict=True, allow_inf_nan=False)]
     elif feature.type == "integer":
@@ -66,8 +97,11 @@ def value_type(feature: Feature) -> Any:
         kind = StrictDatetime
     else:
         kind = StrictStr
-    if feature.type in NUMERIC_TYPES and (feature.minimum, feature.maximum) != (None, None):
-        kind = Annotated[kind, Field(ge=feature.minimum, le=feature.maximum)]
+    if feature.type in NUMERIC_TYPES and feature.categories is None:
+        if (feature.minimum, feature.maximum) == (None, None):
+            kind = Annotated[kind, Field(ge=-MAGNITUDE, le=MAGNITUDE)]
+        else:
+            kind = Annotated[kind, Field(ge=feature.minimum, le=feature.maximum)]
     if feature.description:
         kind = Annotated[kind, Field(description=feature.description)]
     return kind | None if feature.nullable else kind
@@ -145,7 +179,7 @@ class PredictSchema:
                 ),
             ),
             probabilities=(
-                StrictBool if signature.probabilities else Literal[False],
+                StrictBool if signature.probabilities else OnlyFalse,
                 Field(default=False, description=probabilities_help),
             ),
         )
@@ -159,11 +193,12 @@ class PredictSchema:
         if outputs:
             names = ", ".join(output.name for output in outputs)
             what = f"Per instance, in order, one value per output: {names}."
-            if signature.labelled:
-                prediction = tuple.__class_getitem__(tuple(_labels(o.classes) for o in outputs))
-            else:
-                k = len(outputs)
-                prediction = Annotated[list[float], Field(min_length=k, max_length=k)]
+            # One list per row rather than a tuple of per-output types: schema tools read a
+            # tuple's ``prefixItems`` unevenly, and the outputs' classes are in ``/model``.
+            k = len(outputs)
+            every = tuple(dict.fromkeys(c for o in outputs for c in o.classes))
+            value: Any = _labels(every) if signature.labelled else float
+            prediction = Annotated[list[value], Field(min_length=k, max_length=k)]
         elif signature.task == "regression":
             prediction = float
         else:
@@ -174,9 +209,8 @@ class PredictSchema:
         }
         if signature.probabilities:
             if outputs:
-                per_row: Any = tuple.__class_getitem__(
-                    tuple(_probability_row(len(o.classes)) for o in outputs)
-                )
+                k = len(outputs)
+                per_row: Any = Annotated[list[list[float]], Field(min_length=k, max_length=k)]
                 order = "per output, one probability per class of that output, in its order"
             else:
                 per_row = _probability_row(len(signature.classes))

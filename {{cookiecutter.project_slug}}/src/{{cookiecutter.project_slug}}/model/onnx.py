@@ -173,6 +173,17 @@ def describe(
     return signature, label, probability
 
 
+def _encoded(feature: Feature, encoded: dict[str, tuple[list[Any], bool]]) -> Feature:
+    """A graph input that a one-hot encoder reads: the categories it knows. An encoder that
+    refuses other values makes them the only ones accepted (a 422, not the graph's failure)."""
+    if feature.name not in encoded:
+        return feature
+    categories, strict = encoded[feature.name]
+    if feature.type == "string":
+        categories = [str(c) for c in categories]
+    return replace(feature, categories=tuple(categories) if strict else None, example=categories[0])
+
+
 def _several_values(session: ort.InferenceSession, count: int) -> str | None:
     """The one numeric ``[batch, count]`` output of a graph with several values per row."""
     found = [
@@ -243,11 +254,13 @@ def load_bytes(
         options.log_severity_level = ORT_FATAL
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         class_labels = onnx_proto.class_labels(data)
+        encoded = onnx_proto.encoder_categories(data)
     except Exception as exc:  # onnxruntime raises its own types for a bad file
         raise ModelLoadError(f"{source} is not a readable ONNX model: {exc}") from exc
     artifact, label, probability = describe(
         session, class_labels, source, len(sidecar.outputs or ())
     )
+    artifact = replace(artifact, features=tuple(_encoded(f, encoded) for f in artifact.features))
     metadata = ModelMetadata(
         name=name,
         version=sidecar.version or hashlib.sha256(data).hexdigest()[:12],
@@ -257,7 +270,11 @@ def load_bytes(
         examples=tuple(sidecar.examples or ()),
     )
     signature = metadata.signature
-    if signature.probabilities and not signature.classes:
+    if signature.probabilities and signature.task != "classification":
+        # A clusterer's scores are distances, not probabilities: serve the cluster ids.
+        metadata = replace(metadata, signature=replace(signature, probabilities=False))
+        probability = None
+    elif signature.probabilities and not signature.classes:
         # Probabilities are only useful in a known class order: serve the labels alone.
         logger.warning(
             '%s gives probabilities but records no class labels: list them as "classes" in '

@@ -72,7 +72,9 @@ class ModelMonitor:
 
     def __init__(self, predictor: Predictor, found: Reference | None, max_features: int) -> None:
         signature = predictor.metadata.signature
-        self._classifier = signature.task == "classification"
+        # Classes, cluster ids and outlier flags are counted by label; a model with several
+        # outputs per row has no one label to count.
+        self._classifier = signature.labelled and not signature.outputs
         classes = [str(c) for c in signature.classes[:MAX_CLASSES]]
         self._classes = {label: PREDICTED_CLASS.labels(label) for label in [*classes, OTHER]}
         self._values: Histogram | None = None

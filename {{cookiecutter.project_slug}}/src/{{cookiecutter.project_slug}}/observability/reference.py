@@ -122,7 +122,7 @@ def compute(signature: Signature, rows: Rows, answers: list[Label]) -> Reference
         for i, f in enumerate(signature.features)
     )
     column = np.array(answers, dtype=object)
-    if signature.task == "classification":
+    if signature.labelled:
         predictions = _categories("prediction", column, pinned=signature.classes)
     else:
         predictions = _numbers("prediction", column)

@@ -283,3 +283,25 @@ def test_unloadable_files_say_what_to_do(
     artifact.write_bytes(content)
     with pytest.raises(ModelLoadError, match=words):
         _serve(make_settings, artifact)
+
+
+def test_the_metadata_examples_must_be_reproduced(make_settings: Any, tmp_path: Path) -> None:
+    """A model that does not give the answers its metadata file promises does not start."""
+    from {{ cookiecutter.project_slug }}.model.base import ModelLoadError
+
+    directory = tmp_path / "model"
+    artifact = write_demo(directory)
+    sidecar = artifact.with_suffix(".json")
+    document = json.loads(sidecar.read_text(encoding="utf-8"))
+    row = [5.1, 3.5, 1.4, 0.2]
+    document["examples"] = [{"instance": row, "prediction": "setosa"}]
+    sidecar.write_text(json.dumps(document), encoding="utf-8")
+    with TestClient(create_app(make_settings(model_path=artifact))) as client:
+        assert client.get("/health/ready").status_code == 200
+    document["examples"] = [{"instance": row, "prediction": "virginica"}]
+    sidecar.write_text(json.dumps(document), encoding="utf-8")
+    with (
+        pytest.raises(ModelLoadError, match="should be answered 'virginica'"),
+        TestClient(create_app(make_settings(model_path=artifact))),
+    ):
+        pass

@@ -85,3 +85,66 @@ def test_scikit_learn_types_saved_by_older_skops_are_trusted() -> None:
     assert not _trusted("_loss.NotInScikitLearn")
     assert not _trusted("os.system")
     assert not _trusted("builtins_evil.eval")
+
+
+# --- model kinds beyond one table and one answer ----------------------------------------------
+
+
+def test_a_text_pipeline_takes_documents() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    documents = ["good film", "bad film", "good story", "bad story"]
+    model = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(documents, [1, 0, 1, 0])
+    signature, named = describe(model)
+    assert signature.documents and not named
+    assert [(f.name, f.type) for f in signature.features] == [("text", "string")]
+
+
+def test_several_outputs_are_described_per_output() -> None:
+    from sklearn.linear_model import Ridge
+    from sklearn.multioutput import MultiOutputClassifier
+
+    x = np.arange(40.0).reshape(20, 2)
+    regressor, _ = describe(Ridge().fit(x, np.column_stack([x[:, 0], x[:, 1]])))
+    assert regressor.task == "regression" and [o.name for o in regressor.outputs] == ["y0", "y1"]
+    labels = np.column_stack([np.where(x[:, 0] > 20, "a", "b"), np.where(x[:, 1] > 9, "c", "d")])
+    classifier, _ = describe(MultiOutputClassifier(LogisticRegression()).fit(x, labels))
+    assert [o.classes for o in classifier.outputs] == [("a", "b"), ("c", "d")]
+    assert classifier.classes == () and classifier.probabilities
+
+
+def test_clusters_and_outliers_have_their_own_task() -> None:
+    from sklearn.cluster import KMeans
+    from sklearn.ensemble import IsolationForest
+
+    x = np.random.default_rng(0).normal(size=(30, 2))
+    clusters, _ = describe(KMeans(n_clusters=3, n_init=1, random_state=0).fit(x))
+    assert clusters.task == "clustering" and clusters.classes == (0, 1, 2)
+    outliers, _ = describe(IsolationForest(n_estimators=5, random_state=0).fit(x))
+    assert outliers.task == "outlier_detection" and outliers.classes == (-1, 1)
+
+
+def test_booleans_and_category_columns_are_typed() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    flags = pd.DataFrame({"flag": [True, False] * 5, "x": np.arange(10.0)})
+    model = make_pipeline(
+        ColumnTransformer([("f", OneHotEncoder(), ["flag"]), ("x", "passthrough", ["x"])]),
+        LogisticRegression(),
+    ).fit(flags, [0, 1] * 5)
+    flag = describe(model)[0].features[0]
+    assert flag.type == "boolean" and flag.categories == (False, True)
+
+    shop = pd.DataFrame({"colour": pd.Categorical(["red", "blue"] * 10), "w": np.arange(20.0)})
+    boosted = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=3)
+    colour = describe(boosted.fit(shop, [0, 1] * 10))[0].features[0]
+    assert colour.categorical and colour.categories == ("blue", "red")
+
+
+def test_own_types_load_only_when_trusted() -> None:
+    slug = "{{ cookiecutter.project_slug }}.preprocessing"
+    for name in (f"{slug}.TimeOfWeek", f"{slug}.log1p_positive"):
+        assert not _trusted(name)
+        assert _trusted(name, (slug,)) and _trusted(name, (name,))
+    assert not _trusted(f"{slug}_other.Thing", (slug,)), "a prefix is a module, not a string"
+    assert _trusted("functools.partial")

@@ -21,6 +21,7 @@ from .middleware import BodySizeLimit
 from .model.base import ModelError, ModelLoadError, Predictor
 from .model.loader import load_predictor
 from .model.runner import InferenceRunner
+from .model.sizing import BatchPlan, plan_batches
 from .settings import Settings
 from .state import ServiceState, drain_on_signals
 from .wiring import Lifespan
@@ -28,9 +29,10 @@ from .wiring import Lifespan
 logger = logging.getLogger(__name__)
 
 
-def warm_up(predictor: Predictor, max_rows: int) -> None:
+def warm_up(predictor: Predictor, max_rows: int, max_batch_size: int | None = None) -> BatchPlan:
     """Predict the signature's example row, so that the first caller does not pay for lazy
-    initialisation, and a model whose answer does not fit its signature never reports ready.
+    initialisation, and a model whose answer does not fit its signature never reports ready;
+    then size the model's batches on it, unless ``max_batch_size`` is set (see sizing.py).
 
     A model that refuses the example (a Box-Cox step and a zero, say) still starts: the row
     was made up, not the model's fault. Examples in the metadata file avoid that.
@@ -54,6 +56,7 @@ def warm_up(predictor: Predictor, max_rows: int) -> None:
                 f"the model failed its warm-up prediction on {example}: {exc} ({hint})"
             ) from exc
         logger.warning("the model refused the warm-up example %s: %s (%s)", example, exc, hint)
+    return plan_batches(predictor, rows, max_batch_size)
 
 
 def install(app: FastAPI, settings: Settings) -> Lifespan:
@@ -66,9 +69,12 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
             predictor = await anyio.to_thread.run_sync(
                 load_predictor, settings.model_path, settings.model_name
             )
-            await anyio.to_thread.run_sync(warm_up, predictor, settings.max_rows)
+            batching = await anyio.to_thread.run_sync(
+                warm_up, predictor, settings.max_rows, settings.max_batch_size
+            )
             if state.observer is not None:
                 await anyio.to_thread.run_sync(state.observer.model_loaded, predictor)
+                state.observer.batching_chosen(batching)
             # Everything loaded so far (libraries, the model) lives as long as the process.
             # Freezing it keeps the garbage collector from walking it again and again under
             # load: those full collections paused every request for tens of milliseconds.
@@ -83,11 +89,15 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
             max_concurrency=settings.max_concurrency,
             max_queue=settings.max_queue,
             timeout_s=settings.inference_timeout_s,
-            max_batch_size=settings.max_batch_size,
+            batching=batching,
             max_batch_wait_ms=settings.max_batch_wait_ms,
             observer=state.observer,
         )
-        ready = {"model": predictor.metadata.name, "version": predictor.metadata.version}
+        ready = {
+            "model": predictor.metadata.name,
+            "version": predictor.metadata.version,
+            "batching": batching.describe(),
+        }
         try:
             async with runner:
                 state.runner = runner

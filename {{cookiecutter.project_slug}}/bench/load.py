@@ -73,6 +73,10 @@ class Result:
     # resident memory of its processes (each worker's own high-water mark), in MB.
     ready_s: float = 0.0
     peak_rss_mb: float = 0.0
+    # The service's batching, as GET /model reports it: the most rows per model call (0: not
+    # reported) and where that came from ("measured" at start-up, or "settings").
+    max_batch_size: int = 0
+    batching_source: str = ""
 
 
 # --- talking to the service -------------------------------------------------------------------
@@ -269,6 +273,15 @@ def feature_names(url: str, headers: dict[str, str]) -> list[str]:
     return names
 
 
+def batching(url: str, headers: dict[str, str]) -> tuple[int, str]:
+    """The batch size the service chose, and whether it measured it; (0, "") if not told."""
+    status, body = http("GET", f"{url}/model", headers=headers)
+    if status != 200:
+        return 0, ""
+    info = json.loads(body).get("batching") or {}
+    return int(info.get("max_batch_size", 0)), str(info.get("source", ""))
+
+
 WRK_SCRIPT = """\
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
@@ -411,6 +424,7 @@ def load(url: str, headers: dict[str, str], args: argparse.Namespace) -> Result:
         http("POST", f"{url}/predict", body, headers)
     with ReadinessProbe(url) as probe:
         result = drive(path, f"{url}/predict", body, headers, args)
+    result.max_batch_size, result.batching_source = batching(url, headers)
     result.probes = len(probe.latencies_ms)
     result.probe_max_ms = max(probe.latencies_ms, default=0.0)
     result.probes_failed = probe.failed
@@ -432,6 +446,9 @@ def report(result: Result, as_json: bool) -> None:
         f"  readiness      {result.probe_max_ms:10.2f} ms at most, over {result.probes} probes"
         f" ({result.probes_failed} not 200)"
     )
+    if result.max_batch_size:
+        size, source = result.max_batch_size, result.batching_source
+        print(f"  batching       {size:10d} rows per model call at most ({source})")
     if result.ready_s:
         print(
             f"  start-up       {result.ready_s:10.2f} s to ready\n"

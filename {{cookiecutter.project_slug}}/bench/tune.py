@@ -7,7 +7,7 @@ at 1, 16 and 64 connections, once with ``APP_MAX_BATCH_SIZE=1`` (off) and once w
 ``APP_MAX_BATCH_SIZE=auto`` (measured at start-up), taken in turns so that a change of the
 machine's speed touches both alike. Prints the numbers and a recommendation. Every run is
 bounded by ``--duration`` plus ``--warmup`` seconds of load; pass ``--env NAME=VALUE`` for other
-settings (``--env APP_MODEL_PATH=model.skops``, say). Needs ``wrk`` or ``hey``, as ``make bench``.
+settings (``--env APP_MODEL_PATH=path/to/model``, say). Needs ``wrk`` or ``hey``, as ``make bench``.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ def recommend(results: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
         lines.append("recommendation: APP_MAX_BATCH_SIZE=1: batching cost throughput here")
     elif chosen > 1 and p50 > 1 + NOISE:
         lines.append(
-            "recommendation: keep the default (empty), but one caller's p50 rose by more than"
-            f" {NOISE:.0%}: run again on a quiet machine, or set APP_MAX_BATCH_SIZE=1 if it stays"
+            "recommendation: keep the default (empty), but one caller's p50 rose by more"
+            f" than {NOISE * 100:.0f} percent: run again on a quiet machine, or set"
+            " APP_MAX_BATCH_SIZE=1 if it stays"
         )
     elif chosen == 1:
         lines.append(

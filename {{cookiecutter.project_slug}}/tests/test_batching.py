@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +32,7 @@ from .conftest import IRIS_ROW
 
 DEADLINE_S = 30.0
 # Numbers may differ in their last digits between a batch and one row: a matrix product adds
-# in another order. An ONNX graph computes in float32, which keeps about 7 digits.
+# in another order. A model that computes in float32 keeps about 7 digits.
 RTOL, ATOL = 1e-5, 1e-7
 # This variant's model library: how it saves an artifact, and the artifact's suffix.
 framework = importlib.import_module("{{ cookiecutter.project_slug }}.model.{{ cookiecutter.model_framework }}")
@@ -254,6 +255,28 @@ def test_the_settings_override_the_measurement(served: Callable[..., TestClient]
     }
     response = client.post("/predict", json={"instances": [IRIS_ROW]})
     assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def root_logger_restored() -> Iterator[None]:
+    """Starting an app at info level reconfigures logging; put it back for the next test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("root_logger_restored")
+def test_the_model_ready_line_carries_the_choice(
+    make_settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO), TestClient(create_app(make_settings(log_level="info"))):
+        pass
+    (ready,) = [r for r in caplog.records if r.getMessage() == "model ready"]
+    batching: dict[str, Any] = ready.batching  # type: ignore[attr-defined]
+    assert batching["source"] == "measured" and batching["max_batch_size"] >= 1
+    assert "1" in batching["per_row_us"]
 
 
 def test_batching_is_on_by_default_and_never_waits() -> None:

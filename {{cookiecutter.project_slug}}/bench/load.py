@@ -34,6 +34,8 @@ import urllib.error
 import urllib.parse
 {%- endif %}
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 {%- if cookiecutter.auth == "jwt" %}
@@ -484,6 +486,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@dataclass
+class Served:
+    """A service started here, with the credentials its load sends."""
+
+    server: Server
+    headers: dict[str, str]
+    ready_s: float
+
+
+@contextmanager
+def serving(args: argparse.Namespace, seconds: float) -> Iterator[Served]:
+    """A fresh service with ``args``' settings, ready, and credentials valid for ``seconds``;
+    stopped by its PID when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        env = service_env(args.env, seconds, Path(scratch))
+{%- if cookiecutter.auth == "oidc" %}
+        provider = identity_provider(env)
+{%- endif %}
+        server = Server(env, free_port(), args.workers, args.server_cpus)
+        try:
+            ready_s = server.wait_ready()
+{%- if cookiecutter.auth == "none" %}
+            yield Served(server, {}, ready_s)
+{%- elif cookiecutter.auth == "oidc" %}
+            yield Served(server, credentials(provider, seconds), ready_s)
+{%- else %}
+            yield Served(server, credentials(env, server.url), ready_s)
+{%- endif %}
+        finally:
+            server.stop()
+{%- if cookiecutter.auth == "oidc" %}
+            provider.stop()
+{%- endif %}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -492,29 +529,10 @@ def main(argv: list[str] | None = None) -> int:
             headers = {name.strip(): value.strip() for name, _, value in pairs}
             result = load(args.url.rstrip("/"), headers, args)
         else:
-            with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-                env = service_env(args.env, args.warmup + args.duration, Path(scratch))
-{%- if cookiecutter.auth == "oidc" %}
-                provider = identity_provider(env)
-{%- endif %}
-                server = Server(env, free_port(), args.workers, args.server_cpus)
-                try:
-                    ready_s = server.wait_ready()
-{%- if cookiecutter.auth == "none" %}
-                    result = load(server.url, {}, args)
-{%- elif cookiecutter.auth == "oidc" %}
-                    token = credentials(provider, args.warmup + args.duration)
-                    result = load(server.url, token, args)
-{%- else %}
-                    result = load(server.url, credentials(env, server.url), args)
-{%- endif %}
-                    result.ready_s = ready_s
-                    result.peak_rss_mb = server.peak_rss_mb()
-                finally:
-                    server.stop()
-{%- if cookiecutter.auth == "oidc" %}
-                    provider.stop()
-{%- endif %}
+            with serving(args, args.warmup + args.duration) as served:
+                result = load(served.server.url, served.headers, args)
+                result.ready_s = served.ready_s
+                result.peak_rss_mb = served.server.peak_rss_mb()
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -2,10 +2,10 @@
 
     python bench/tune.py --duration 5 --warmup 1
 
-Serves the model on a free loopback port with ``bench/load.py`` (one fresh service per run),
-at 1, 16 and 64 connections, once with ``APP_MAX_BATCH_SIZE=1`` (off) and once with
-``APP_MAX_BATCH_SIZE=auto`` (measured at start-up), taken in turns so that a change of the
-machine's speed touches both alike. Prints the numbers and a recommendation. Every run is
+Starts the service twice on free loopback ports, with ``APP_MAX_BATCH_SIZE=1`` (off) and with
+``APP_MAX_BATCH_SIZE=auto`` (measured at start-up), and loads each in turn with
+``bench/load.py`` at 1, 16 and 64 connections, so that a change of the machine's speed touches
+both alike; only one is loaded at a time. Prints the numbers and a recommendation. Every run is
 bounded by ``--duration`` plus ``--warmup`` seconds of load; pass ``--env NAME=VALUE`` for other
 settings (``--env APP_MODEL_PATH=path/to/model``, say). Needs ``wrk`` or ``hey``, as ``make bench``.
 """
@@ -13,9 +13,10 @@ settings (``--env APP_MODEL_PATH=path/to/model``, say). Needs ``wrk`` or ``hey``
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
+import importlib
 import sys
+from contextlib import ExitStack
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +25,6 @@ CONNECTIONS = (1, 16, 64)
 MODES = {"off": "APP_MAX_BATCH_SIZE=1", "chosen": "APP_MAX_BATCH_SIZE=auto"}
 # Differences smaller than this are within what two runs of the same setting differ by.
 NOISE = 0.05
-
-
-def run_load(args: argparse.Namespace, connections: int, setting: str) -> dict[str, Any]:
-    """One run of bench/load.py with its own service; its JSON result."""
-    command = [sys.executable, str(BENCH / "load.py"), "--json", "-c", str(connections)]
-    command += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
-    command += ["--tool", args.tool, "--env", setting]
-    for extra in args.env:
-        command += ["--env", extra]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-    if done.returncode != 0:
-        sys.exit(f"bench/load.py failed:\n{done.stderr.strip() or done.stdout.strip()}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def recommend(results: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
@@ -77,6 +64,34 @@ def recommend(results: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
     return lines
 
 
+def measure(args: argparse.Namespace) -> dict[tuple[str, int], dict[str, Any]]:
+    """Both services up, then each connection count on one and then the other."""
+    sys.path.insert(0, str(BENCH))
+    load = importlib.import_module("load")  # bench/load.py, beside this file
+    seconds = 2 * len(CONNECTIONS) * (args.warmup + args.duration)
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    try:
+        with ExitStack() as stack:
+            served = {}
+            for mode, setting in MODES.items():
+                options = load.parse_args(
+                    ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+                    + ["--tool", args.tool, "--env", setting]
+                    + [item for extra in args.env for item in ("--env", extra)]
+                )
+                print(f"starting the service with batching {mode} ...", flush=True)
+                served[mode] = (options, stack.enter_context(load.serving(options, seconds)))
+            for connections in CONNECTIONS:
+                for mode, (options, service) in served.items():
+                    print(f"{connections} connections, batching {mode} ...", flush=True)
+                    options.concurrency = connections
+                    result = load.load(service.server.url, service.headers, options)
+                    results[mode, connections] = asdict(result)
+    except load.BenchError as exc:
+        sys.exit(f"error: {exc}")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -88,11 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.duration < 1 or args.warmup < 0:
         parser.error("--duration must be positive and --warmup not negative")
-    results: dict[tuple[str, int], dict[str, Any]] = {}
-    for connections in CONNECTIONS:
-        for mode, setting in MODES.items():
-            print(f"{connections} connections, batching {mode} ...", flush=True)
-            results[mode, connections] = run_load(args, connections, setting)
+    results = measure(args)
     tool = results["off", CONNECTIONS[0]]["tool"]
     print(f"\nPOST /predict, 1 row per request, {args.duration} s per run with {tool}\n")
     header = f"{'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'rows/call':>9}"

@@ -418,3 +418,21 @@ def test_the_benchmark_script_drives_its_own_service(default_installed: Installe
     assert result["probe_max_ms"] > 0, result
     assert 0 < result["ready_s"] < 120, result
     assert 30 < result["peak_rss_mb"] < 4000, result  # a Python process with a model loaded
+
+
+@pytest.mark.skipif(
+    not (shutil.which("wrk") or shutil.which("hey")), reason="needs wrk or hey (apt)"
+)
+def test_make_tune_compares_batching_off_and_as_sized(default_installed: Installed) -> None:
+    """bench/tune.py (make tune) loads a fresh service per setting and connection count, and
+    prints what the service chose and a recommendation."""
+    done = run(
+        [str(default_installed.python), "bench/tune.py", "--duration", "1", "--warmup", "0"],
+        cwd=default_installed.path,
+        what=f"{default_installed.what} bench/tune.py",
+    )
+    for connections in (1, 16, 64):
+        for mode in ("off", "chosen"):
+            assert f"{connections} connections, batching {mode}" in done, done
+    assert "measured at start-up: at most" in done, done
+    assert "recommendation: " in done, done

@@ -34,6 +34,8 @@ import urllib.error
 import urllib.parse
 {%- endif %}
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 {%- if cookiecutter.auth == "jwt" %}
@@ -73,6 +75,10 @@ class Result:
     # resident memory of its processes (each worker's own high-water mark), in MB.
     ready_s: float = 0.0
     peak_rss_mb: float = 0.0
+    # The service's batching, as GET /model reports it: the most rows per model call (0: not
+    # reported) and where that came from ("measured" at start-up, or "settings").
+    max_batch_size: int = 0
+    batching_source: str = ""
 
 
 # --- talking to the service -------------------------------------------------------------------
@@ -269,6 +275,15 @@ def feature_names(url: str, headers: dict[str, str]) -> list[str]:
     return names
 
 
+def batching(url: str, headers: dict[str, str]) -> tuple[int, str]:
+    """The batch size the service chose, and whether it measured it; (0, "") if not told."""
+    status, body = http("GET", f"{url}/model", headers=headers)
+    if status != 200:
+        return 0, ""
+    info = json.loads(body).get("batching") or {}
+    return int(info.get("max_batch_size", 0)), str(info.get("source", ""))
+
+
 WRK_SCRIPT = """\
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
@@ -411,6 +426,7 @@ def load(url: str, headers: dict[str, str], args: argparse.Namespace) -> Result:
         http("POST", f"{url}/predict", body, headers)
     with ReadinessProbe(url) as probe:
         result = drive(path, f"{url}/predict", body, headers, args)
+    result.max_batch_size, result.batching_source = batching(url, headers)
     result.probes = len(probe.latencies_ms)
     result.probe_max_ms = max(probe.latencies_ms, default=0.0)
     result.probes_failed = probe.failed
@@ -432,6 +448,9 @@ def report(result: Result, as_json: bool) -> None:
         f"  readiness      {result.probe_max_ms:10.2f} ms at most, over {result.probes} probes"
         f" ({result.probes_failed} not 200)"
     )
+    if result.max_batch_size:
+        size, source = result.max_batch_size, result.batching_source
+        print(f"  batching       {size:10d} rows per model call at most ({source})")
     if result.ready_s:
         print(
             f"  start-up       {result.ready_s:10.2f} s to ready\n"
@@ -467,6 +486,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@dataclass
+class Served:
+    """A service started here, with the credentials its load sends."""
+
+    server: Server
+    headers: dict[str, str]
+    ready_s: float
+
+
+@contextmanager
+def serving(args: argparse.Namespace, seconds: float) -> Iterator[Served]:
+    """A fresh service with ``args``' settings, ready, and credentials valid for ``seconds``;
+    stopped by its PID when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        env = service_env(args.env, seconds, Path(scratch))
+{%- if cookiecutter.auth == "oidc" %}
+        provider = identity_provider(env)
+{%- endif %}
+        server = Server(env, free_port(), args.workers, args.server_cpus)
+        try:
+            ready_s = server.wait_ready()
+{%- if cookiecutter.auth == "none" %}
+            yield Served(server, {}, ready_s)
+{%- elif cookiecutter.auth == "oidc" %}
+            yield Served(server, credentials(provider, seconds), ready_s)
+{%- else %}
+            yield Served(server, credentials(env, server.url), ready_s)
+{%- endif %}
+        finally:
+            server.stop()
+{%- if cookiecutter.auth == "oidc" %}
+            provider.stop()
+{%- endif %}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -475,29 +529,10 @@ def main(argv: list[str] | None = None) -> int:
             headers = {name.strip(): value.strip() for name, _, value in pairs}
             result = load(args.url.rstrip("/"), headers, args)
         else:
-            with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-                env = service_env(args.env, args.warmup + args.duration, Path(scratch))
-{%- if cookiecutter.auth == "oidc" %}
-                provider = identity_provider(env)
-{%- endif %}
-                server = Server(env, free_port(), args.workers, args.server_cpus)
-                try:
-                    ready_s = server.wait_ready()
-{%- if cookiecutter.auth == "none" %}
-                    result = load(server.url, {}, args)
-{%- elif cookiecutter.auth == "oidc" %}
-                    token = credentials(provider, args.warmup + args.duration)
-                    result = load(server.url, token, args)
-{%- else %}
-                    result = load(server.url, credentials(env, server.url), args)
-{%- endif %}
-                    result.ready_s = ready_s
-                    result.peak_rss_mb = server.peak_rss_mb()
-                finally:
-                    server.stop()
-{%- if cookiecutter.auth == "oidc" %}
-                    provider.stop()
-{%- endif %}
+            with serving(args, args.warmup + args.duration) as served:
+                result = load(served.server.url, served.headers, args)
+                result.ready_s = served.ready_s
+                result.peak_rss_mb = served.server.peak_rss_mb()
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -57,6 +57,11 @@ def test_model_info_and_metric_names(client: TestClient) -> None:
     assert 'framework="{{ cookiecutter.model_framework }}"' in text
 
 
+def test_the_batch_size_limit_is_the_one_model_reports(client: TestClient) -> None:
+    limit = client.get("/model").json()["batching"]["max_batch_size"]
+    assert _sample(client.get("/metrics").text, "model_batch_size_limit ") == limit
+
+
 def test_metrics_need_no_credentials(anonymous: TestClient) -> None:
     assert anonymous.get("/metrics").status_code == 200
     assert "/metrics" not in anonymous.get("/openapi.json").json()["paths"]

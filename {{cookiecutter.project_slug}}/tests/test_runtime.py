@@ -25,6 +25,7 @@ from {{ cookiecutter.project_slug }}.model.runner import (
     Overloaded,
 )
 from {{ cookiecutter.project_slug }}.model.signature import Feature, Signature
+from {{ cookiecutter.project_slug }}.model.sizing import BatchPlan
 from {{ cookiecutter.project_slug }}.state import ServiceState, drain_on_signals
 
 from .conftest import IRIS_ROW
@@ -71,6 +72,9 @@ class Recorder:
     def batch_formed(self, size: int) -> None:
         self.batches.append(size)
 
+    def batching_chosen(self, plan: object) -> None:
+        pass
+
     def rejected(self, reason: str) -> None:
         self.rejections.append(reason)
 
@@ -79,8 +83,11 @@ def rows_of(*ids: int) -> npt.NDArray[np.float64]:
     return np.asarray([[float(i)] for i in ids], dtype=np.float64)
 
 
-def runner_for(model: Echo, observer: Recorder, **options: Any) -> InferenceRunner:
+def runner_for(
+    model: Echo, observer: Recorder, max_batch_size: int = 1, **options: Any
+) -> InferenceRunner:
     settings: dict[str, Any] = {
+        "batching": BatchPlan(max_batch_size, "settings"),
         "max_rows": 100,
         "max_concurrency": 1,
         "max_queue": 100,
@@ -199,7 +206,7 @@ def test_an_idle_runner_does_not_wait_to_fill_a_batch() -> None:
     assert observer.batches == [1, 1, 1, 1, 1]
 
 
-def test_batches_are_off_by_default() -> None:
+def test_a_batch_size_of_one_runs_every_request_alone() -> None:
     model, observer = Echo(), Recorder()
     model.gate.clear()
 

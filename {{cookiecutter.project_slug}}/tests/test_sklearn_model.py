@@ -16,7 +16,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.model.loader import load_predictor
 from {{ cookiecutter.project_slug }}.model.sklearn import _trusted, describe
+
+from .test_batching import assert_batched_answers_are_the_answers_alone
 
 FRAME = pd.DataFrame(
     {
@@ -76,6 +79,20 @@ def test_nullable_values_reach_the_imputer(
         assert response.json()["predictions"] == pipeline().predict(pd.DataFrame([record])).tolist()
         refused = client.post("/predict", json={"instances": [{**record, "seats": None}]})
         assert refused.status_code == 422, refused.text
+
+
+def test_a_dataframe_pipeline_answers_in_a_batch_as_alone(tmp_path: Path) -> None:
+    """Records of several requests become one DataFrame per model call, and each request
+    still gets its own answers."""
+    artifact = tmp_path / "churn.skops"
+    skops.io.dump(pipeline(), artifact)
+    plans, ages = ["free", "pro", "team"], [None, 18.0, 33.5, 47.0, 70.0]
+    records = [
+        {"age": ages[i % 5], "seats": [1, 2, 3, 5, 8][i % 5 - 1], "plan": plans[i % 3]}
+        for i in range(40)
+    ]
+    requests = [records[i : i + 1 + i % 3] for i in range(30)]
+    assert_batched_answers_are_the_answers_alone(load_predictor(artifact, "churn"), requests)
 
 
 def test_scikit_learn_types_saved_by_older_skops_are_trusted() -> None:

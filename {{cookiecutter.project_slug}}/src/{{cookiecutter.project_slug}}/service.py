@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
@@ -21,10 +22,11 @@ from .docs import document_model, install_docs
 from .errors import install_error_handlers, validation_details
 from .fast_path import install_fast_path
 from .middleware import BodySizeLimit
-from .model.base import ModelError, ModelLoadError, Predictor
+from .model.base import ModelError, ModelLoadError, Predictor, Rows
 from .model.loader import load_predictor
 from .model.runner import InferenceRunner
 from .model.signature import reference_example
+from .model.sizing import BatchPlan, plan_batches
 from .settings import Settings
 from .state import ServiceState, drain_on_signals
 from .wiring import Lifespan
@@ -32,9 +34,15 @@ from .wiring import Lifespan
 logger = logging.getLogger(__name__)
 
 
-def warm_up(predictor: Predictor, max_rows: int, artifact: Path | None = None) -> None:
+def warm_up(
+    predictor: Predictor,
+    max_rows: int,
+    artifact: Path | None = None,
+    max_batch_size: int | None = None,
+) -> BatchPlan:
     """Predict known inputs, so that the first caller does not pay for lazy initialisation, and
-    a model whose answers do not fit its signature never reports ready.
+    a model whose answers do not fit its signature never reports ready; then size the model's
+    batches on those inputs, unless ``max_batch_size`` is set (see sizing.py).
 
     The inputs are the metadata file's ``examples`` when it has them: each must be answered,
     and as the file says where it gives the answer. Else one row: the reference statistics'
@@ -46,9 +54,11 @@ def warm_up(predictor: Predictor, max_rows: int, artifact: Path | None = None) -
     signature = metadata.signature
     schema = predict_schema(metadata, max_rows)
     if metadata.examples:
-        for index, example in enumerate(metadata.examples):
+        checked = [
             check_example(predictor, schema, index, example)
-        return
+            for index, example in enumerate(metadata.examples)
+        ]
+        return plan_batches(predictor, np.concatenate(checked), max_batch_size)
     found = None if artifact is None else reference_example(artifact, signature)
     row, source = (found, "reference") if found is not None else (signature.example_row(), "made")
     body = json.dumps({"instances": [row]}).encode()
@@ -72,10 +82,12 @@ def warm_up(predictor: Predictor, max_rows: int, artifact: Path | None = None) -
             exc,
             hint,
         )
+    return plan_batches(predictor, rows, max_batch_size)
 
 
-def check_example(predictor: Predictor, schema: PredictSchema, index: int, example: Any) -> None:
-    """One of the metadata file's examples: it must be valid, answered, and as written."""
+def check_example(predictor: Predictor, schema: PredictSchema, index: int, example: Any) -> Rows:
+    """One of the metadata file's examples: it must be valid, answered, and as written.
+    Returns its validated row."""
     where = f"the model metadata's example {index}"
     body = json.dumps({"instances": [example.instance]}).encode()
     try:
@@ -90,6 +102,7 @@ def check_example(predictor: Predictor, schema: PredictSchema, index: int, examp
         raise ModelLoadError(
             f"{where} should be answered {example.prediction!r}, the model answers {answer!r}"
         )
+    return rows
 
 
 def same_answer(answer: Any, expected: Any) -> bool:
@@ -117,11 +130,16 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
             predictor = await anyio.to_thread.run_sync(
                 load_predictor, settings.model_path, settings.model_name, settings
             )
-            await anyio.to_thread.run_sync(
-                warm_up, predictor, settings.max_rows, settings.model_path
+            batching = await anyio.to_thread.run_sync(
+                warm_up,
+                predictor,
+                settings.max_rows,
+                settings.model_path,
+                settings.max_batch_size,
             )
             if state.observer is not None:
                 await anyio.to_thread.run_sync(state.observer.model_loaded, predictor)
+                state.observer.batching_chosen(batching)
             # Everything loaded so far (libraries, the model) lives as long as the process.
             # Freezing it keeps the garbage collector from walking it again and again under
             # load: those full collections paused every request for tens of milliseconds.
@@ -139,11 +157,15 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
             max_concurrency=settings.max_concurrency,
             max_queue=settings.max_queue,
             timeout_s=settings.inference_timeout_s,
-            max_batch_size=settings.max_batch_size,
+            batching=batching,
             max_batch_wait_ms=settings.max_batch_wait_ms,
             observer=state.observer,
         )
-        ready = {"model": predictor.metadata.name, "version": predictor.metadata.version}
+        ready = {
+            "model": predictor.metadata.name,
+            "version": predictor.metadata.version,
+            "batching": batching.describe(),
+        }
         try:
             async with runner:
                 state.runner = runner

@@ -90,8 +90,18 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=4, ge=1)
     max_queue: int = Field(default=64, ge=0)
     inference_timeout_s: float = Field(default=10.0, gt=0)
-    max_batch_size: int = Field(default=1, ge=1)
-    max_batch_wait_ms: float = Field(default=2.0, ge=0)
+    max_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most rows of waiting requests stacked into one model call (1: off); "
+        "empty or `auto`: measured on the model at start-up.",
+    )
+    max_batch_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="How long a batch may wait to fill up while other model calls run "
+        "(0: it takes what is waiting and never waits for more).",
+    )
 
     # Quotas, shared counters
     rate_limit: str = Field(
@@ -126,6 +136,13 @@ class Settings(BaseSettings):
     def trusted_types(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.model_trusted_types.split(",") if name.strip())
 {%- endif %}
+
+    @field_validator("max_batch_size", mode="before")
+    @classmethod
+    def _auto_is_measured(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return None
+        return value
 
     @field_validator("rate_limit")
     @classmethod

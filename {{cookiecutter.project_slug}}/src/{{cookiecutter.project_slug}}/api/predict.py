@@ -6,16 +6,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from ..access import admit, requires, scope_marker
 from ..model.base import Label
 from ..model.runner import InferenceRunner
 from ..state import ready_runner
+from . import schemas
 from .schemas import (
     INFERENCE_ERRORS,
     NOT_READY,
     Input,
-    ModelInfo,
     OutputInfo,
     PredictResponse,
     inline_schema,
@@ -26,6 +27,25 @@ from .signature_schema import predict_schema
 
 router = APIRouter(tags=["model"])
 Runner = Annotated[InferenceRunner, Depends(ready_runner)]
+
+
+class Batching(BaseModel):
+    """How requests share model calls (see model/sizing.py)."""
+
+    max_batch_size: int = Field(description="Most rows in one model call; 1: batching off.")
+    source: Literal["measured", "settings"] = Field(
+        description="`measured` on the model at start-up, or set by APP_MAX_BATCH_SIZE."
+    )
+    per_row_us: dict[str, float] = Field(
+        description="Microseconds per row at each batch size timed at start-up (by rows per "
+        "call); empty when set by the settings."
+    )
+
+
+class ModelInfo(schemas.ModelInfo):
+    """The model's signature (see schemas.py), and how its calls are batched."""
+
+    batching: Batching
 
 
 @router.get(
@@ -70,6 +90,7 @@ async def model_info(runner: Runner) -> ModelInfo:
             for output in signature.outputs
         ]
         or None,
+        batching=Batching(**runner.batching.describe()),
     )
 
 

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from .base import Prediction, Predictor, Rows
 from .batching import BatchQueue, Pending, Timings, predict_batch
+from .sizing import BatchPlan
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ class InferenceObserver(Protocol):
 
     def batch_formed(self, size: int) -> None: ...
 
+    def batching_chosen(self, plan: BatchPlan) -> None:
+        """The most rows a model call takes, once measured (or set) for the loaded model."""
+        ...
+
     def rejected(self, reason: str) -> None: ...
 
 
@@ -59,6 +64,9 @@ class NullObserver:
         pass
 
     def batch_formed(self, size: int) -> None:
+        pass
+
+    def batching_chosen(self, plan: BatchPlan) -> None:
         pass
 
     def rejected(self, reason: str) -> None:
@@ -84,6 +92,9 @@ class InferenceRunner:
     more requests wait; beyond that, ``Overloaded``. A request that passes its deadline answers
     at once with ``InferenceTimeout``, while its thread stays busy until the model returns, so
     the concurrency bound holds.
+
+    ``batching`` (see ``sizing``) caps the rows of one model call; by default each request
+    runs alone.
     """
 
     def __init__(
@@ -94,7 +105,7 @@ class InferenceRunner:
         max_concurrency: int,
         max_queue: int,
         timeout_s: float,
-        max_batch_size: int = 1,
+        batching: BatchPlan | None = None,
         max_batch_wait_ms: float = 0.0,
         observer: InferenceObserver | None = None,
     ) -> None:
@@ -104,7 +115,8 @@ class InferenceRunner:
         self._capacity = max_concurrency + max_queue
         self._pending = 0
         self._timeout_s = timeout_s
-        self._queue = BatchQueue(max_batch_size, max_batch_wait_ms / 1000)
+        self.batching = batching or BatchPlan(1, "settings")
+        self._queue = BatchQueue(self.batching.max_batch_size, max_batch_wait_ms / 1000)
         self._observer = observer or NullObserver()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []

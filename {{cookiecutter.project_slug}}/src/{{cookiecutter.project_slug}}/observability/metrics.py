@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..model.base import ModelMetadata, Prediction, Predictor, Rows
 from ..model.batching import Timings
+from ..model.sizing import BatchPlan
 from ..settings import Settings
 from ..state import ServiceState
 from ..wiring import Lifespan, on_exit
@@ -72,6 +73,13 @@ INFERENCE_DURATION = Histogram(
 PREDICTIONS = Counter("model_predictions", "Rows the model predicted.")
 BATCH_SIZE = Histogram("model_batch_size", "Rows per predict call.", buckets=BATCH_BUCKETS)
 REJECTED = Counter("inference_rejected", "Inference requests refused.", ["reason"])
+# Every worker sizes its batches on its own at start-up; "max" shows the largest cap of those
+# in this run when several workers write their values.
+BATCH_SIZE_LIMIT = Gauge(
+    "model_batch_size_limit",
+    "Most rows one model call takes (1: batching off), measured at start-up or set.",
+    multiprocess_mode="max",
+)
 MODEL_INFO = Gauge(
     "model_info",
     "The served model (value 1).",
@@ -112,6 +120,9 @@ class PrometheusObserver:
 
     def batch_formed(self, size: int) -> None:
         BATCH_SIZE.observe(size)
+
+    def batching_chosen(self, plan: BatchPlan) -> None:
+        BATCH_SIZE_LIMIT.set(plan.max_batch_size)
 
     def rejected(self, reason: str) -> None:
         counter = _REJECTED_BY_REASON.get(reason)

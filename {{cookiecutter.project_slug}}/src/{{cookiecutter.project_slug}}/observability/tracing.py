@@ -41,6 +41,7 @@ from ..access import Guard, Principal
 from ..model.base import ModelMetadata, Prediction, Predictor, Rows
 from ..model.batching import Timings
 from ..model.runner import InferenceObserver, NullObserver
+from ..model.sizing import BatchPlan
 from ..settings import Settings
 from ..state import ServiceState
 from ..wiring import Lifespan, on_exit
@@ -126,6 +127,9 @@ class TracingObserver:
 
     def batch_formed(self, size: int) -> None:
         self._inner.batch_formed(size)
+
+    def batching_chosen(self, plan: BatchPlan) -> None:
+        self._inner.batching_chosen(plan)
 
     def rejected(self, reason: str) -> None:
         self._inner.rejected(reason)

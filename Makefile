@@ -26,7 +26,7 @@ test: $(STAMP)  ## Every test: bake all variants, lint them, install, boot and p
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
 test-fast: $(STAMP)  ## Only the static part: bake, leftovers, file sets, linters, hooks
-	$(BIN)/python -m pytest -n 2 -m "not slow"
+	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=15
 
 lint: $(STAMP)  ## Ruff on the template's own code
 	$(BIN)/ruff check hooks tests scripts bench

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -132,15 +133,26 @@ def remove_paths(root: Path, paths: list[str]) -> None:
 
 
 # --- uv.lock ---------------------------------------------------------------------------------
-# The lock depends only on the dependency set (framework x auth x metrics x serverless), and on
-# the project's own name and version, which appear in its root [[package]] block only.
-# `make locks` stores one lock per set, made for the default name and version; the hook renames
-# that block.
+# A project's dependencies depend only on DEPENDENCY_ANSWERS. `make locks` (scripts/lock.py)
+# stores one *superset* lock per model framework in .locks/: `uv lock` of the default project
+# with the union of every option's requirements. The hook cuts from it the baked project's
+# uv.lock: the packages its own pyproject.toml reaches (main and every extra, as uv locks them
+# all), each package block kept verbatim but for the extras no one here asks for, and the root
+# package block written anew for this pyproject.toml and the project's name and version.
 
 LOCKS_DIR = ".locks"
 PACKAGE_SEPARATOR = "\n\n[[package]]\n"
 ROOT_SOURCE = 'source = { editable = "." }'
 NAME_VERSION = re.compile(r'\Aname = "(?P<name>[^"]+)"\nversion = "(?P<version>[^"]*)"\n')
+STALE = "run `make locks` in the template"
+REQUIREMENT = re.compile(
+    r"""^\s*(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*
+    (?:\[(?P<extras>[^\]]*)\])?\s*
+    (?P<specifier>[^;]*?)\s*
+    (?:;\s*(?P<marker>.*?))?\s*$""",
+    re.VERBOSE,
+)
+EXTRA_KEY = re.compile(r", extra = \[[^\]]*\]")
 
 # PEP 440, as packaging.version spells it; uv writes versions in this canonical form.
 PEP440 = re.compile(
@@ -157,7 +169,8 @@ PEP440 = re.compile(
 PRE_LETTERS = {"alpha": "a", "beta": "b", "c": "rc", "pre": "rc", "preview": "rc"}
 
 
-# The answers that change a baked project's dependencies, and so which stored lock it gets.
+# The answers that change a baked project's dependencies. Only model_framework picks the
+# stored lock; the others decide what the hook cuts from it.
 DEPENDENCY_ANSWERS = (
     "model_framework",
     "auth",
@@ -167,16 +180,9 @@ DEPENDENCY_ANSWERS = (
 )
 
 
-def lock_name(answers: Answers) -> str:
-    """The stored lock for the answers' dependency set, e.g. ``sklearn-jwt-metrics.lock``.
-
-    Serverless variants add Mangum and the Lambda runtime client: ``...-serverless.lock``;
-    traced ones the OpenTelemetry SDK and its OTLP exporter: ``...-otel.lock``.
-    """
-    metrics = "metrics" if is_true(answers["use_prometheus"]) else "nometrics"
-    serverless = "-serverless" if is_true(answers["use_serverless"]) else ""
-    otel = "-otel" if is_true(answers["use_opentelemetry"]) else ""
-    return f"{answers['model_framework']}-{answers['auth']}-{metrics}{serverless}{otel}.lock"
+def superset_name(framework: str) -> str:
+    """The stored superset lock of a model framework, e.g. ``sklearn.lock``."""
+    return f"{framework}.lock"
 
 
 def distribution_name(slug: str) -> str:
@@ -230,21 +236,203 @@ def lock_for_project(lock: str, name: str, version: str) -> str:
     return head + "".join(PACKAGE_SEPARATOR + block for block in blocks) + "\n"
 
 
+# --- cutting a variant's lock from the superset ------------------------------------------------
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_key(requirement: str, extra: str | None) -> tuple[str, tuple[str, ...], str, str]:
+    """What identifies a pyproject requirement among uv's ``requires-dist`` entries."""
+    match = REQUIREMENT.match(requirement)
+    if match is None:
+        raise ValueError(f"cannot read the requirement {requirement!r}")
+    extras = tuple(sorted(_normal(e) for e in (match["extras"] or "").split(",") if e.strip()))
+    marker = match["marker"] or ""
+    if extra is not None:
+        marker = f"({marker})" if " or " in marker else marker
+        marker = f"{marker} and extra == '{extra}'" if marker else f"extra == '{extra}'"
+    return _entry_key(_normal(match["name"]), extras, match["specifier"], marker)
+
+
+def _entry_key(
+    name: str, extras: tuple[str, ...], specifier: str, marker: str
+) -> tuple[str, tuple[str, ...], str, str]:
+    specifiers = ",".join(sorted(part.strip() for part in specifier.split(",") if part.strip()))
+    return name, extras, re.sub(r"\s+", "", specifiers), re.sub(r"\s+", " ", marker.strip())
+
+
+def _array_lines(block: str, key: str) -> list[str]:
+    """The one-line items of the array ``key = [`` ... ``]`` in a package block, verbatim."""
+    match = re.search(rf"^{re.escape(key)} = \[\n(.*?)^\]$", block, re.M | re.S)
+    return match[1].splitlines() if match else []
+
+
+def _with_extras(line: str, extras: set[str]) -> str:
+    """A dependency line (``{ name = ..., extra = [...], ... }``) asking for ``extras`` only."""
+    line = EXTRA_KEY.sub("", line)
+    if extras:
+        listed = ", ".join(f'"{e}"' for e in sorted(extras))
+        line = re.sub(
+            r'^(\s*\{ name = "[^"]+"(?:, version = "[^"]+")?(?:, source = \{[^}]*\})?)',
+            rf"\1, extra = [{listed}]",
+            line,
+            count=1,
+        )
+    return line
+
+
+def _drop_extras(block: str, keep: set[str]) -> str:
+    """A package block without the optional-dependency tables of extras not in ``keep``."""
+    match = re.search(r"\[package\.optional-dependencies\]\n(.*?)(?:\n\n|\Z)", block, re.S)
+    if match is None:
+        return block
+    tables = re.findall(r"^(\S+) = \[\n.*?^\]$", match[1], re.M | re.S)
+    bodies = re.findall(r"^\S+ = \[\n.*?^\]$", match[1], re.M | re.S)
+    kept = [body for name, body in zip(tables, bodies, strict=True) if name in keep]
+    section = "[package.optional-dependencies]\n" + "\n".join(kept) if kept else ""
+    start, end = match.span()
+    tail = block[end:]
+    if not section:
+        return (block[:start].rstrip("\n") + ("\n\n" + tail if tail else "")).rstrip("\n")
+    return block[:start] + section + ("\n\n" + tail if tail else "")
+
+
+def prune_lock(superset: str, project: dict[str, object]) -> str:
+    """The uv.lock of a project whose ``[project]`` table is ``project``, cut from ``superset``.
+
+    Raises ValueError, naming the requirement, when the superset does not cover the project.
+    """
+    head, *texts = superset.rstrip("\n").split(PACKAGE_SEPARATOR)
+    blocks = [tomllib.loads("[[package]]\n" + text)["package"][0] for text in texts]
+    roots = [i for i, text in enumerate(texts) if f"\n{ROOT_SOURCE}\n" in text]
+    if len(roots) != 1:
+        raise ValueError(f"expected one package with {ROOT_SOURCE}, found {len(roots)}")
+    root, root_text = blocks[roots[0]], texts[roots[0]]
+    by_name: dict[str, list[int]] = {}
+    for i, block in enumerate(blocks):
+        by_name.setdefault(block["name"], []).append(i)
+
+    # The root: which requires-dist entries, and which edges with which extras.
+    entries = root["metadata"]["requires-dist"]
+    entry_lines = _array_lines(root_text, "requires-dist")
+    keys = [
+        _entry_key(
+            e["name"],
+            tuple(sorted(e.get("extras", []))),
+            e.get("specifier", ""),
+            e.get("marker", ""),
+        )
+        for e in entries
+    ]
+    wanted_entries: set[int] = set()
+    main: dict[str, set[str]] = {}
+    extras: dict[str, dict[str, set[str]]] = {}
+    groups: list[tuple[str | None, list[str]]] = [(None, list(project.get("dependencies", [])))]
+    optional = project.get("optional-dependencies", {})
+    assert isinstance(optional, dict)
+    groups += [(extra, list(requirements)) for extra, requirements in optional.items()]
+    for extra, requirements in groups:
+        asked = main if extra is None else extras.setdefault(_normal(extra), {})
+        for requirement in requirements:
+            key = _requirement_key(requirement, None if extra is None else _normal(extra))
+            if key not in keys:
+                where = f" (extra {extra})" if extra else ""
+                raise ValueError(f"the stored lock has no {requirement!r}{where}: {STALE}")
+            wanted_entries.add(keys.index(key))
+            asked.setdefault(key[0], set()).update(key[1])
+
+    def edges(lines: list[str], asked: dict[str, set[str]]) -> list[str]:
+        chosen = []
+        for line in lines:
+            name = re.search(r'name = "([^"]+)"', line)
+            if name and name[1] in asked:
+                chosen.append(_with_extras(line, asked[name[1]]))
+        return chosen
+
+    root_deps = edges(_array_lines(root_text, "dependencies"), main)
+    optional_edges: dict[str, list[str]] = {}
+    super_optional = root.get("optional-dependencies", {})
+    for extra in sorted(super_optional):
+        if extra in extras:
+            optional_edges[extra] = edges(_array_lines(root_text, extra), extras[extra])
+
+    # Everything the root's edges reach, and the extras asked of each package.
+    asked_of: dict[int, set[str]] = {}
+
+    def follow(edge: dict[str, object]) -> None:
+        name = str(edge["name"])
+        found = [
+            i
+            for i in by_name.get(name, [])
+            if "version" not in edge or blocks[i]["version"] == edge["version"]
+        ]
+        if len(found) != 1:
+            raise ValueError(f"the stored lock has {len(found)} packages for {edge}: {STALE}")
+        index = found[0]
+        wanted = set(edge.get("extra", [])) if isinstance(edge.get("extra"), list) else set()
+        new = index not in asked_of or not wanted <= asked_of[index]
+        asked_of.setdefault(index, set()).update(wanted)
+        if new:
+            pending.append(index)
+
+    pending: list[int] = []
+    for line in root_deps + [line for lines in optional_edges.values() for line in lines]:
+        follow(tomllib.loads(f"edge = {line.strip().rstrip(',')}")["edge"])
+    while pending:
+        index = pending.pop()
+        block = blocks[index]
+        for edge in block.get("dependencies", []):
+            follow(edge)
+        for extra in asked_of[index]:
+            for edge in block.get("optional-dependencies", {}).get(extra, []):
+                follow(edge)
+
+    # The root block, as uv writes it.
+    provides = ", ".join(f'"{_normal(extra)}"' for extra in optional)
+    lines = [f'name = "{root["name"]}"', f'version = "{root["version"]}"', ROOT_SOURCE]
+    if root_deps:
+        lines += ["dependencies = [", *root_deps, "]"]
+    if optional_edges:
+        lines += ["", "[package.optional-dependencies]"]
+        for extra, chosen in optional_edges.items():
+            lines += [f"{extra} = [", *chosen, "]"]
+    lines += ["", "[package.metadata]", "requires-dist = ["]
+    lines += [line for i, line in enumerate(entry_lines) if i in wanted_entries]
+    lines += ["]"]
+    if optional:
+        lines += [f"provides-extras = [{provides}]"]
+    new_root = "\n".join(lines)
+
+    kept = []
+    for i, text in enumerate(texts):
+        if i == roots[0]:
+            kept.append(new_root)
+        elif i in asked_of:
+            kept.append(_drop_extras(text, asked_of[i]))
+    return head + "".join(PACKAGE_SEPARATOR + text for text in kept) + "\n"
+
+
 def install_lock(root: Path, answers: Answers, slug: str, version: str) -> str | None:
-    """Write ``uv.lock`` from the stored lock of this dependency set, then remove ``.locks/``.
+    """Write ``uv.lock``, cut from the stored superset lock of the project's model framework
+    for its pyproject.toml, then remove ``.locks/``.
 
     Returns None when the lock is in place, otherwise one line that says why it is not (the
     project still works without it: ``uv lock`` makes one).
     """
     locks = root / LOCKS_DIR
-    stored = locks / lock_name(answers)
+    stored = locks / superset_name(answers["model_framework"])
     try:
         if not stored.is_file():
             return f"no stored lock {stored.name} in the template: skipped uv.lock (run 'uv lock')"
         text = stored.read_text(encoding="utf-8")
         try:
+            with open(root / "pyproject.toml", "rb") as file:
+                project = tomllib.load(file)["project"]
+            text = prune_lock(text, project)
             text = lock_for_project(text, distribution_name(slug), canonical_version(version))
-        except ValueError as exc:
+        except (ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
             return f"{stored.name} is not a uv.lock this hook can adapt ({exc}): run 'uv lock'"
         with open(root / "uv.lock", "w", encoding="utf-8", newline="\n") as file:
             file.write(text)

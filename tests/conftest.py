@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.variants import variant_id
+from tests.variants import SUPPORTED, variant_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -338,3 +338,101 @@ def no_leaked_services() -> Iterator[None]:
     leaked = stop_all_started()
     if leaked:
         sys.stderr.write(f"\nkilled services left running by tests: PIDs {leaked}\n")
+
+
+# --- one line per variant, for the template's CI --------------------------------------------
+# The per-variant tests, by the column they count in. A variant's column sums the seconds of its
+# tests (setup, which bakes or installs, included) and fails if one of them failed.
+COLUMNS = ("baked", "lint", "types", "tests", "boot")
+VARIANT_TESTS = {
+    "test_no_template_leftovers": "baked",
+    "test_optional_files_match_answers": "baked",
+    "test_disabled_features_leave_no_trace": "baked",
+    "test_data_files_parse": "baked",
+    "test_answers_are_recorded": "baked",
+    "test_ruff_and_compile": "lint",
+    "test_mypy_strict": "types",
+    # Its install and the baked project's own tests count as "tests" (see phase()), the rest
+    # (serve and probe) as "boot".
+    "test_install_test_boot_and_probe": "boot",
+}
+_RUNNING: list[pytest.Item] = []
+_RESULTS: dict[str, dict[str, list[Any]]] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    _RUNNING.append(item)
+    try:
+        return (yield)
+    finally:
+        _RUNNING.pop()
+
+
+@contextlib.contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Time part of the running test as its own column of the per-variant summary."""
+    started = time.monotonic()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        if _RUNNING:
+            seconds = round(time.monotonic() - started, 2)
+            _RUNNING[-1].user_properties.append(("phase", [name, seconds, ok]))
+
+
+def _variant_of(nodeid: str) -> tuple[str, str] | None:
+    """(column, variant id) of a per-variant test's node id, else None."""
+    name, _, param = nodeid.rpartition("::")[2].partition("[")
+    column = VARIANT_TESTS.get(name)
+    return (column, param.removesuffix("]")) if column and param else None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    found = _variant_of(report.nodeid)
+    if found is None or (report.when == "teardown" and report.passed):
+        return
+    column, variant = found
+    cells = _RESULTS.setdefault(variant, {})
+    seconds = report.duration
+    if column == "boot" and report.when == "setup":
+        column = "tests"  # the install
+    if column == "boot" and report.when == "call":
+        for key, value in report.user_properties:
+            if key == "phase" and value[0] == "tests":
+                _add(cells, "tests", value[1], "pass" if value[2] else "FAIL")
+                seconds -= value[1]
+                if not value[2]:
+                    _add(cells, "boot", 0.0, "-")
+                    return
+    outcome = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}[report.outcome]
+    _add(cells, column, seconds, outcome)
+
+
+def _add(cells: dict[str, list[Any]], column: str, seconds: float, outcome: str) -> None:
+    cell = cells.setdefault(column, [0.0, outcome])
+    cell[0] += seconds
+    rank = ["-", "skip", "pass", "FAIL"]
+    if rank.index(outcome) > rank.index(cell[1]):
+        cell[1] = outcome
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line per variant: each column pass, FAIL, skip or - (not run), with its seconds."""
+    if not _RESULTS:
+        return
+    terminalreporter.section("per variant: " + ", ".join(COLUMNS) + " (seconds)")
+    terminalreporter.line("  ".join(f"{c:<11}" for c in COLUMNS) + "  variant")
+    order = [variant_id(v) for v in SUPPORTED]
+    for variant, cells in sorted(
+        _RESULTS.items(),
+        key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]),
+    ):
+        line = "  ".join(
+            f"{cells[c][1]:<4} {cells[c][0]:6.1f}" if c in cells else f"{'-':<11}" for c in COLUMNS
+        )
+        failed = any(cell[1] == "FAIL" for cell in cells.values())
+        terminalreporter.line(f"{line}  {variant}", red=failed, bold=failed)

@@ -16,7 +16,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Baked, Service, add_user, install_project, run, start_service
+from tests.conftest import (
+    Baked,
+    Service,
+    add_user,
+    install_project,
+    phase,
+    run,
+    start_service,
+)
 from tests.identity import AUDIENCE, start_provider
 from tests.variants import DEFAULTS, SUPPORTED, variant_id
 
@@ -67,12 +75,13 @@ def test_install_test_boot_and_probe(
     baked, python, path_env = installed
     ctx = baked.context
     name = f"[{baked.name}]"
-    run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"],
-        cwd=baked.path,
-        what=f"{name} the baked project's own tests",
-        env={**os.environ, **path_env},
-    )
+    with phase("tests"):  # a column of its own in the per-variant summary
+        run(
+            [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"],
+            cwd=baked.path,
+            what=f"{name} the baked project's own tests",
+            env={**os.environ, **path_env},
+        )
 
     env = {
         **path_env,

@@ -283,7 +283,7 @@ def test_lock_for_project_refuses_a_lock_without_one_root() -> None:
 
 @pytest.mark.parametrize("stored", sorted(STORED_LOCKS.glob("*.lock")), ids=lambda p: p.stem)
 def test_default_answers_leave_a_stored_lock_unchanged(stored: Path) -> None:
-    """The stored locks are made for the default name and version (``make locks``)."""
+    """The superset locks are made for the default name and version (``make locks``)."""
     text = stored.read_text(encoding="utf-8")
     assert post.lock_for_project(text, "iris-classifier", "0.1.0") == text
 
@@ -324,36 +324,181 @@ def test_canonical_version_keeps_what_is_not_a_version() -> None:
     assert post.canonical_version("not a version") == "not a version"
 
 
-def test_lock_name_names_the_dependency_set() -> None:
-    assert post.lock_name(answers()) == "sklearn-jwt-metrics.lock"
-    given = answers(model_framework="onnx", auth="api_key", use_prometheus=False)
-    assert post.lock_name(given) == "onnx-api_key-nometrics.lock"
-    given = answers(auth="none", use_serverless=True)
-    assert post.lock_name(given) == "sklearn-none-metrics-serverless.lock"
+SMALL_SUPERSET = """version = 1
+revision = 3
+requires-python = ">=3.11"
+
+[[package]]
+name = "alpha"
+version = "1.0"
+source = { registry = "https://pypi.org/simple" }
+dependencies = [
+    { name = "gamma" },
+]
+
+[[package]]
+name = "beta"
+version = "1.0"
+source = { registry = "https://pypi.org/simple" }
+
+[package.optional-dependencies]
+x = [
+    { name = "delta" },
+]
+y = [
+    { name = "epsilon" },
+]
+
+[[package]]
+name = "delta"
+version = "1.0"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "epsilon"
+version = "1.0"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "gamma"
+version = "1.0"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "iris-classifier"
+version = "0.1.0"
+source = { editable = "." }
+dependencies = [
+    { name = "alpha" },
+    { name = "beta", extra = ["x", "y"] },
+]
+
+[package.optional-dependencies]
+dev = [
+    { name = "zulu" },
+]
+
+[package.metadata]
+requires-dist = [
+    { name = "alpha", specifier = ">=1" },
+    { name = "beta", specifier = ">=1" },
+    { name = "beta", extras = ["x"], specifier = ">=1" },
+    { name = "beta", extras = ["y"], marker = "sys_platform == 'linux'", specifier = ">=1" },
+    { name = "zulu", marker = "extra == 'dev'", specifier = ">=2" },
+]
+provides-extras = ["dev"]
+
+[[package]]
+name = "zulu"
+version = "2.0"
+source = { registry = "https://pypi.org/simple" }
+"""
+SMALL_SUPERSET_PROJECT = {
+    "dependencies": ["alpha>=1", "beta>=1", "beta[x]>=1", "beta[y]>=1; sys_platform == 'linux'"],
+    "optional-dependencies": {"dev": ["zulu>=2"]},
+}
+
+
+def test_prune_lock_with_every_requirement_is_identity() -> None:
+    assert post.prune_lock(SMALL_SUPERSET, SMALL_SUPERSET_PROJECT) == SMALL_SUPERSET
+
+
+def test_prune_lock_keeps_what_is_reached_and_the_extras_asked_for() -> None:
+    project = {"dependencies": ["beta[x] >= 1"], "optional-dependencies": {"dev": ["zulu>=2"]}}
+    lock = post.prune_lock(SMALL_SUPERSET, project)
+    assert [n for n, _ in package_order(lock)] == ["beta", "delta", "iris-classifier", "zulu"]
+    packages = {p["name"]: p for p in tomllib.loads(lock)["package"]}
+    assert packages["beta"]["optional-dependencies"] == {"x": [{"name": "delta"}]}
+    root = packages["iris-classifier"]
+    assert root["dependencies"] == [{"name": "beta", "extra": ["x"]}]
+    assert root["metadata"]["requires-dist"] == [
+        {"name": "beta", "extras": ["x"], "specifier": ">=1"},
+        {"name": "zulu", "marker": "extra == 'dev'", "specifier": ">=2"},
+    ]
+    assert root["optional-dependencies"] == {"dev": [{"name": "zulu"}]}
+    # Kept blocks are the superset's, but for the tables of extras no one asks for.
+    assert '[[package]]\nname = "delta"\nversion = "1.0"\n' in lock
+
+
+def test_prune_lock_drops_the_extras_table_no_one_asks_for() -> None:
+    project = {"dependencies": ["alpha>=1", "beta>=1"], "optional-dependencies": {}}
+    lock = post.prune_lock(SMALL_SUPERSET, project)
+    assert [n for n, _ in package_order(lock)] == ["alpha", "beta", "gamma", "iris-classifier"]
+    assert "optional-dependencies" not in lock
+    assert "provides-extras" not in lock
+    beta = lock.split('name = "beta"\n')[1].split("[[package]]")[0]
+    assert beta == 'version = "1.0"\nsource = { registry = "https://pypi.org/simple" }\n\n'
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    ["alpha>=2", "omega>=1", "beta[z]>=1", "beta[y]>=1", "alpha>=1; python_version < '4'"],
+)
+def test_prune_lock_refuses_what_the_superset_did_not_lock(requirement: str) -> None:
+    with pytest.raises(ValueError, match="run `make locks`"):
+        post.prune_lock(SMALL_SUPERSET, {"dependencies": [requirement]})
+
+
+def test_superset_name_names_the_framework() -> None:
+    assert post.superset_name(answers()["model_framework"]) == "sklearn.lock"
+    assert post.superset_name("onnx") == "onnx.lock"
+
+
+PYPROJECT = """[project]
+name = "zeta-forecaster"
+version = "2.3.4"
+dependencies = ["alpha>=1", "beta>=1", "beta[x]>=1", "beta[y]>=1; sys_platform == 'linux'"]
+
+[project.optional-dependencies]
+dev = ["zulu>=2"]
+"""
 
 
 def test_install_lock_writes_uv_lock_and_removes_the_store(tmp_path: Path) -> None:
     store = tmp_path / post.LOCKS_DIR
     store.mkdir()
-    (store / "sklearn-jwt-metrics.lock").write_text(SMALL_LOCK, encoding="utf-8")
-    (store / "onnx-none-nometrics.lock").write_text("other", encoding="utf-8")
+    (store / "sklearn.lock").write_text(SMALL_SUPERSET, encoding="utf-8")
+    (store / "onnx.lock").write_text("other", encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
     assert post.install_lock(tmp_path, answers(), "zeta_forecaster", "2.3.4") is None
-    assert ("zeta-forecaster", "2.3.4") in package_order((tmp_path / "uv.lock").read_text())
+    order = package_order((tmp_path / "uv.lock").read_text())
+    assert order[-2] == ("zeta-forecaster", "2.3.4")  # uv's order: before zulu
+    assert len(order) == 7
     assert not store.exists()
 
 
 def test_install_lock_without_a_stored_lock_says_so(tmp_path: Path) -> None:
     (tmp_path / post.LOCKS_DIR).mkdir()
-    message = post.install_lock(tmp_path, answers(auth="none"), "x", "1.0")
-    assert message is not None and "sklearn-none-metrics.lock" in message
+    message = post.install_lock(tmp_path, answers(model_framework="onnx"), "x", "1.0")
+    assert message is not None and "onnx.lock" in message
     assert "uv lock" in message
     assert not (tmp_path / "uv.lock").exists()
     assert not (tmp_path / post.LOCKS_DIR).exists()
 
 
+@pytest.mark.parametrize("pyproject", ["", 'x = "not a project"\n', PYPROJECT + "[broken\n"])
+def test_install_lock_without_a_readable_pyproject_says_so(tmp_path: Path, pyproject: str) -> None:
+    (tmp_path / post.LOCKS_DIR).mkdir()
+    (tmp_path / post.LOCKS_DIR / "sklearn.lock").write_text(SMALL_SUPERSET, encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text(pyproject, encoding="utf-8")
+    message = post.install_lock(tmp_path, answers(), "x", "1.0")
+    assert message is not None and "uv lock" in message
+    assert not (tmp_path / "uv.lock").exists()
+
+
+def test_install_lock_with_a_stale_stored_lock_says_run_make_locks(tmp_path: Path) -> None:
+    (tmp_path / post.LOCKS_DIR).mkdir()
+    (tmp_path / post.LOCKS_DIR / "sklearn.lock").write_text(SMALL_SUPERSET, encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT.replace("zulu>=2", "zulu>=3"))
+    message = post.install_lock(tmp_path, answers(), "x", "1.0")
+    assert message is not None and "make locks" in message and "zulu>=3" in message
+    assert not (tmp_path / "uv.lock").exists()
+
+
 def test_install_lock_with_a_broken_stored_lock_says_so(tmp_path: Path) -> None:
     (tmp_path / post.LOCKS_DIR).mkdir()
-    (tmp_path / post.LOCKS_DIR / "sklearn-jwt-metrics.lock").write_text("version = 1\n")
+    (tmp_path / post.LOCKS_DIR / "sklearn.lock").write_text("version = 1\n")
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
     message = post.install_lock(tmp_path, answers(), "x", "1.0")
     assert message is not None and "uv lock" in message
     assert not (tmp_path / "uv.lock").exists()

@@ -1,9 +1,10 @@
 """Remove the files of every feature the answers switched off, then tidy the new project.
 
 All optional files are listed once, in ``OPTIONAL_PATHS``: a feature's files are deleted when
-its predicate is false for the answers given. The project's ``uv.lock`` is picked from the locks
-stored in ``.locks/`` (one per dependency set, made by ``make locks`` in the template) and given
-the project's name and version. Standard library only, offline, deterministic.
+its predicate is false for the answers given. The project's ``uv.lock`` is cut from the superset
+lock of its model framework stored in ``.locks/`` (made by ``make locks`` in the template): the
+packages its own pyproject.toml reaches, under the project's name and version. Standard library
+only, offline, deterministic.
 """
 
 from __future__ import annotations
@@ -180,6 +181,10 @@ DEPENDENCY_ANSWERS = (
 )
 
 
+class StaleLock(ValueError):
+    """The stored superset lock does not cover what the template's pyproject.toml requires."""
+
+
 def superset_name(framework: str) -> str:
     """The stored superset lock of a model framework, e.g. ``sklearn.lock``."""
     return f"{framework}.lock"
@@ -339,7 +344,7 @@ def prune_lock(superset: str, project: dict[str, object]) -> str:
             key = _requirement_key(requirement, None if extra is None else _normal(extra))
             if key not in keys:
                 where = f" (extra {extra})" if extra else ""
-                raise ValueError(f"the stored lock has no {requirement!r}{where}: {STALE}")
+                raise StaleLock(f"the stored lock has no {requirement!r}{where}: {STALE}")
             wanted_entries.add(keys.index(key))
             asked.setdefault(key[0], set()).update(key[1])
 
@@ -369,7 +374,7 @@ def prune_lock(superset: str, project: dict[str, object]) -> str:
             if "version" not in edge or blocks[i]["version"] == edge["version"]
         ]
         if len(found) != 1:
-            raise ValueError(f"the stored lock has {len(found)} packages for {edge}: {STALE}")
+            raise StaleLock(f"the stored lock has {len(found)} packages for {edge}: {STALE}")
         index = found[0]
         wanted = set(edge.get("extra", [])) if isinstance(edge.get("extra"), list) else set()
         new = index not in asked_of or not wanted <= asked_of[index]
@@ -432,8 +437,10 @@ def install_lock(root: Path, answers: Answers, slug: str, version: str) -> str |
                 project = tomllib.load(file)["project"]
             text = prune_lock(text, project)
             text = lock_for_project(text, distribution_name(slug), canonical_version(version))
-        except (ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
-            return f"{stored.name} is not a uv.lock this hook can adapt ({exc}): run 'uv lock'"
+        except StaleLock as exc:
+            return f"{stored.name}: {exc} (for its maintainers); skipped uv.lock (run 'uv lock')"
+        except (ValueError, KeyError, OSError) as exc:
+            return f"{stored.name} is not a uv.lock this hook can adapt ({exc!r}): run 'uv lock'"
         with open(root / "uv.lock", "w", encoding="utf-8", newline="\n") as file:
             file.write(text)
         return None

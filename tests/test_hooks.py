@@ -476,11 +476,14 @@ def test_install_lock_without_a_stored_lock_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / post.LOCKS_DIR).exists()
 
 
-@pytest.mark.parametrize("pyproject", ["", 'x = "not a project"\n', PYPROJECT + "[broken\n"])
-def test_install_lock_without_a_readable_pyproject_says_so(tmp_path: Path, pyproject: str) -> None:
+@pytest.mark.parametrize("pyproject", [None, "", 'x = "not a project"\n', PYPROJECT + "[broken\n"])
+def test_install_lock_without_a_readable_pyproject_says_so(
+    tmp_path: Path, pyproject: str | None
+) -> None:
     (tmp_path / post.LOCKS_DIR).mkdir()
     (tmp_path / post.LOCKS_DIR / "sklearn.lock").write_text(SMALL_SUPERSET, encoding="utf-8")
-    (tmp_path / "pyproject.toml").write_text(pyproject, encoding="utf-8")
+    if pyproject is not None:
+        (tmp_path / "pyproject.toml").write_text(pyproject, encoding="utf-8")
     message = post.install_lock(tmp_path, answers(), "x", "1.0")
     assert message is not None and "uv lock" in message
     assert not (tmp_path / "uv.lock").exists()

@@ -179,8 +179,17 @@ def test_openapi_documents_infer_like_the_other_model_routes(client: TestClient)
     assert schema["required"] == ["inputs"]
     # Nested models inlined: a "#/$defs/..." reference would point nowhere in the document.
     assert "$ref" not in json.dumps(schema)
-    tensor = schema["properties"]["inputs"]["items"]
-    assert tensor["required"] == ["name", "shape", "datatype", "data"]
+    # One tensor schema per kind of datatype, its values typed: numbers, or integers.
+    tensors = schema["properties"]["inputs"]["items"]["oneOf"]
+    assert [t["properties"]["datatype"]["enum"] for t in tensors] == [
+        ["FP32", "FP64"],
+        ["INT64", "INT32"],
+    ]
+    for tensor in tensors:
+        assert tensor["required"] == ["name", "shape", "datatype", "data"]
+        assert tensor["properties"]["data"]["minItems"] == 1
+    # What JSON Schema cannot say is said in words.
+    assert "as many values as its `shape`" in schema["description"]
     assert [p["name"] for p in operation["parameters"]] == ["name"]
     assert {"200", "400", "404", "503", "504"} <= set(operation["responses"])
 {%- if cookiecutter.auth != "none" %}

@@ -15,7 +15,17 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    create_model,
+)
 from starlette.exceptions import HTTPException
 
 from .. import __version__
@@ -40,6 +50,15 @@ ACCEPTED: dict[str, tuple[str, ...]] = {
     "boolean": ("BOOL",),
     "datetime": ("BYTES",),  # ISO 8601 strings, as in JSON
 }
+# Datatypes whose values are alike: one tensor schema each, its data typed by the datatype.
+DATATYPE_GROUPS = (("FP32", "FP64"), INTEGER_TYPES, ("BOOL",), ("BYTES",))
+INT64_MAX = 2**63 - 1
+# What JSON Schema cannot say about a request; checked in ``to_rows`` and answered with 400.
+UNSTATED = (
+    "Beyond this schema: a tensor's `data` holds exactly as many values as its `shape` "
+    "multiplies to (flat, or nested row by row); a model with named inputs takes each of them "
+    "once, every one with the same number of rows. A request that breaks this is a 400."
+)
 OUTPUT_NAME = "predict"
 PROBABILITIES = "probabilities"
 MATRIX_INPUT = "input-0"
@@ -432,15 +451,16 @@ def request_model(meta: ModelMetadata, max_rows: int) -> type[InferenceRequest]:
     """The request body for this model: its inputs by name, with their datatypes and shapes,
     and the outputs it gives, exactly.
 
-    What JSON Schema cannot say (that a tensor's data fills its shape, that each named input
-    comes once) is checked in ``to_rows`` and answered with the protocol's 400.
+    Every value in ``data`` is typed by its tensor's datatype and feature. What JSON Schema
+    cannot say (``UNSTATED``: that a tensor's data fills its shape, that each named input comes
+    once with as many rows as the others) is checked in ``to_rows`` and answered with 400.
     """
     signature = meta.signature
     rows = Annotated[int, Field(ge=1, le=max_rows)]
     tensor: Any
     if by_column(signature):
         kinds = [
-            _tensor_model(f.name, ACCEPTED[f.type], tuple[rows] | tuple[rows, Literal[1]], i)
+            _tensor_model(f.name, (f,), tuple[rows] | tuple[rows, Literal[1]], i)
             for i, f in enumerate(signature.features)
         ]
         tensor = kinds[0]
@@ -450,31 +470,103 @@ def request_model(meta: ModelMetadata, max_rows: int) -> type[InferenceRequest]:
             tensor = Annotated[tensor, Field(discriminator="name")]
         count = len(kinds)
     else:
-        accepted = tuple(sorted({t for f in signature.features for t in ACCEPTED[f.type]}))
         width: Any = Literal[meta.n_features]
         shape = tuple[rows, width]
-        tensor, count = _tensor_model(MATRIX_INPUT, accepted, shape, 0), 1
+        tensor, count = _tensor_model(MATRIX_INPUT, signature.features, shape, 0), 1
     outputs: Any = Literal[tuple(output.name for output in _tensors(meta)[1])]
     wanted = create_model("RequestOutput", __base__=RequestOutput, name=(outputs, ...))
     model: type[InferenceRequest] = create_model(
         "InferenceRequest",
         __base__=InferenceRequest,
+        __doc__=UNSTATED,
         inputs=(list[tensor], Field(min_length=count, max_length=count)),
         outputs=(list[wanted] | None, None),
     )
     return model
 
 
-def _tensor_model(name: str, datatypes: tuple[str, ...], shape: Any, index: int) -> Any:
+def _tensor_model(name: str, features: tuple[Feature, ...], shape: Any, index: int) -> Any:
+    """One input tensor: per group of datatypes every feature takes, its values so typed."""
     named: Any = Literal[name]
-    typed: Any = Literal[datatypes]
-    return create_model(
-        f"RequestInput{index}",
-        __base__=RequestInput,
-        name=(named, ...),
-        datatype=(typed, ...),
-        shape=(shape, ...),
-    )
+    variants: list[Any] = []
+    for group in DATATYPE_GROUPS:
+        datatypes = tuple(t for t in group if all(t in ACCEPTED[f.type] for f in features))
+        kinds = [_value_type(datatypes[0], f) for f in features] if datatypes else [None]
+        if None in kinds:
+            continue
+        value: Any = kinds[0]
+        for kind in {repr(k): k for k in kinds[1:]}.values():
+            value = value | kind
+        typed: Any = Literal[datatypes]
+        row: Any = Annotated[list[value], Field(min_length=1)]
+        data: Any = Annotated[list[value | row], Field(min_length=1)]
+        variants.append(
+            create_model(
+                f"RequestInput{index}{datatypes[0]}",
+                __base__=RequestInput,
+                name=(named, ...),
+                datatype=(typed, ...),
+                shape=(shape, ...),
+                data=(data, ...),
+            )
+        )
+    tensor = variants[0]
+    for variant in variants[1:]:
+        tensor = tensor | variant
+    return Annotated[tensor, Field(discriminator="datatype")] if len(variants) > 1 else tensor
+
+
+def _fits(value: Any, datatype: str) -> bool:
+    """Whether a JSON value is of the kind a tensor of ``datatype`` holds."""
+    if datatype == "BYTES":
+        return isinstance(value, str)
+    if isinstance(value, bool) or datatype == "BOOL":
+        return datatype == "BOOL" and isinstance(value, bool)
+    return isinstance(value, int if datatype in INTEGER_TYPES else int | float)
+
+
+def _of_kind(datatype: str, value: Any) -> Any:
+    if datatype in INTEGER_TYPES:
+        value = _whole(value)
+    if not _fits(value, datatype):
+        raise ValueError(f"not a {datatype} value")
+    return value
+
+
+def _whole(value: Any) -> Any:
+    """2.0 as 2: JSON Schema counts it as an integer too."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _iso_time(text: str) -> str:
+    if not _is_time(text):
+        raise ValueError("not an ISO 8601 date and time")
+    return text
+
+
+def _value_type(datatype: str, feature: Feature) -> Any:
+    """The pydantic type of one of ``feature``'s values in a tensor of ``datatype``, as
+    ``_check`` takes it; None if no value can be."""
+    if feature.categories is not None:
+        allowed = tuple(c for c in feature.categories if _fits(c, datatype))
+        if not allowed:
+            return None
+        strict = BeforeValidator(functools.partial(_of_kind, datatype))
+        return Annotated[Literal[allowed], strict]  # type: ignore[valid-type]
+    if datatype == "BOOL":
+        return StrictBool
+    if datatype == "BYTES" and feature.type == "datetime":
+        as_time = WithJsonSchema({"type": "string", "format": "date-time"})
+        return Annotated[StrictStr, AfterValidator(_iso_time), as_time]
+    if datatype == "BYTES":
+        return StrictStr
+    if datatype in INTEGER_TYPES:
+        # The bounds before the validator: after it, they would be missing from the schema.
+        whole = BeforeValidator(_whole)
+        return Annotated[StrictInt, Field(ge=-INT64_MAX - 1, le=INT64_MAX), whole]
+    return Annotated[
+        float, Field(strict=True, allow_inf_nan=False, ge=-MAGNITUDE, le=MAGNITUDE)
+    ]
 
 
 def document(openapi: dict[str, Any], runner: InferenceRunner) -> None:

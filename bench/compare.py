@@ -11,10 +11,14 @@
 4. A DataFrame pipeline with string categories (bench/frame_model.py), and the ONNX variant's
    demo model: each with its defaults and with batching off, their gains beside the sklearn
    demo's; the pipeline also beside the rate of its own ``predict`` on a one-row DataFrame.
-5. A 32-feature gradient-boosting model (bench/slow_model.py): the rows/s it reaches in-process
+5. Two more kinds of model (bench/kinds_model.py), trained here from data scikit-learn ships or
+   makes: a text pipeline (TfidfVectorizer + LogisticRegression) sent one document per request,
+   and a Ridge regressor on two targets; each at 64 connections with its defaults, its cost per
+   request (the server's core time: 1 / req/s) beside the demo's, and its model's own share.
+6. A 32-feature gradient-boosting model (bench/slow_model.py): the rows/s it reaches in-process
    one row at a time, against the baked service at 64 connections with batching as sized and
    off; and the same two at concurrency 1.
-6. What watching the model costs: the auth=none project with ``use_opentelemetry``, with traces
+7. What watching the model costs: the auth=none project with ``use_opentelemetry``, with traces
    and input-drift counting off (the reference), drift counted, and traces sampled at 1% and at
    100% and exported to an OTLP sink (bench/otlp_sink.py) on the load's CPU. Eight rounds of 5 s
    runs, each setting twice in each place of a round; each cost is the median over the rounds
@@ -266,6 +270,23 @@ def row(label: str, result: dict[str, Any]) -> str:
     )
 
 
+# bench/kinds_model.py's models, as the table names them.
+KINDS = {
+    "text": "text (TfidfVectorizer + LogisticRegression), 1 document",
+    "ridge2": "Ridge on two targets (diabetes), 1 row",
+}
+
+
+def cost_line(label: str, result: dict[str, Any], t_model: float) -> str:
+    """req/s, p50, p99 and what one request costs the server's core, the model's share in it."""
+    per_request = 1e6 / result["requests_per_s"]
+    return (
+        f"  {label:<58} {result['requests_per_s']:9.1f} {result['p50_ms']:9.2f}"
+        f" {result['p99_ms']:9.2f} {result['non_2xx'] + result['socket_errors']:8d}"
+        f" {per_request:9.0f} {t_model * 1e6:9.0f}"
+    )
+
+
 # "ready max": the slowest GET /health/ready, polled every 100 ms during the run.
 HEADER = f"  {'':<40} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8} {'ready max':>9}"
 
@@ -346,6 +367,19 @@ def main() -> None:
                     project, python, args, "-c", connections,
                     "--env", model, "--env", f"APP_MAX_BATCH_SIZE={batch}",
                 )  # fmt: skip
+
+    print("training the text model and the two-target regressor ...", flush=True)
+    kinds_dir = BUILD / "kinds-model"
+    kinds = [str(python), str(ROOT / "bench" / "kinds_model.py")]
+    run([*kinds, "train", str(kinds_dir)])
+    for kind in KINDS:
+        artifact = kinds_dir / f"{kind}.skops"
+        print(f"{KINDS[kind]}, {c} connections ...", flush=True)
+        served = ["--env", f"APP_MODEL_PATH={artifact}"]
+        served += ["--body-file", str(kinds_dir / f"{kind}-body.json")]
+        results[kind] = bench(project, python, args, "-c", c, *served)
+        speed = json.loads(run([*pinned("0"), *kinds, "speed", str(artifact)]))
+        results[f"{kind}_t_model"] = speed["t_model"]
 
     if not args.no_watching:
         print(f"what watching the model costs, {c} connections ...", flush=True)
@@ -432,6 +466,22 @@ def main() -> None:
         f" ONNX demo {gain(results, 'onnx', 'onnx_off'):.2f}"
     )
     print("  ready max: the slowest of the GET /health/ready polled every 100 ms during the run")
+    print(f"\nCost per request by kind of model, {c} connections, defaults (batching as sized)")
+    print(
+        f"  {'':<58} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8}"
+        f" {'us/req':>9} {'model us':>9}"
+    )
+    print(cost_line("iris demo (StandardScaler + LogisticRegression), 1 row", baked, t_model))
+    for kind, label in KINDS.items():
+        print(cost_line(label, results[kind], results[f"{kind}_t_model"]))
+    for kind in KINDS:
+        relative = baked["requests_per_s"] / results[kind]["requests_per_s"]
+        print(f"  {kind}: {relative:.2f}x the demo's cost per request;", end="")
+        print(f" batching: {chosen(results[kind])}")
+    print(
+        "  us/req: the server's core time per request (1 / req/s, one core);"
+        " model us: one in-process predict of that one instance alone (batches share it)"
+    )
     if not args.iris_only:
         speed = results["in_process"]
         print(f"\n32-feature HistGradientBoostingClassifier\n{HEADER}")

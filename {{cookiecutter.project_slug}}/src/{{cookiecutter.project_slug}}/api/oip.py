@@ -19,10 +19,12 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    Discriminator,
     Field,
     StrictBool,
     StrictInt,
     StrictStr,
+    Tag,
     WithJsonSchema,
     create_model,
 )
@@ -53,6 +55,7 @@ ACCEPTED: dict[str, tuple[str, ...]] = {
 # Datatypes whose values are alike: one tensor schema each, its data typed by the datatype.
 DATATYPE_GROUPS = (("FP32", "FP64"), INTEGER_TYPES, ("BOOL",), ("BYTES",))
 INT64_MAX = 2**63 - 1
+TAG_ERROR = "a tensor's name must be one of the model's inputs, its datatype one that it takes"
 # What JSON Schema cannot say about a request; checked in ``to_rows`` and answered with 400.
 UNSTATED = (
     "Beyond this schema: a tensor's `data` holds exactly as many values as its `shape` "
@@ -459,20 +462,23 @@ def request_model(meta: ModelMetadata, max_rows: int) -> type[InferenceRequest]:
     rows = Annotated[int, Field(ge=1, le=max_rows)]
     tensor: Any
     if by_column(signature):
-        kinds = [
-            _tensor_model(f.name, (f,), tuple[rows] | tuple[rows, Literal[1]], i)
+        column = tuple[rows] | tuple[rows, Literal[1]]
+        variants = [
+            variant
             for i, f in enumerate(signature.features)
+            for variant in _tensor_variants(f.name, (f,), column, i)
         ]
-        tensor = kinds[0]
-        for kind in kinds[1:]:
-            tensor = tensor | kind
-        if len(kinds) > 1:
-            tensor = Annotated[tensor, Field(discriminator="name")]
-        count = len(kinds)
+        count = len(signature.features)
     else:
         width: Any = Literal[meta.n_features]
         shape = tuple[rows, width]
-        tensor, count = _tensor_model(MATRIX_INPUT, signature.features, shape, 0), 1
+        variants, count = _tensor_variants(MATRIX_INPUT, signature.features, shape, 0), 1
+    # One flat union told apart by name and datatype: OpenAPI's discriminator cannot nest.
+    tensor = variants[0][1]
+    for _, variant in variants[1:]:
+        tensor = tensor | variant
+    if len(variants) > 1:
+        tensor = Annotated[tensor, Discriminator(_tensor_tag, custom_error_message=TAG_ERROR)]
     outputs: Any = Literal[tuple(output.name for output in _tensors(meta)[1])]
     wanted = create_model("RequestOutput", __base__=RequestOutput, name=(outputs, ...))
     model: type[InferenceRequest] = create_model(
@@ -485,10 +491,24 @@ def request_model(meta: ModelMetadata, max_rows: int) -> type[InferenceRequest]:
     return model
 
 
-def _tensor_model(name: str, features: tuple[Feature, ...], shape: Any, index: int) -> Any:
-    """One input tensor: per group of datatypes every feature takes, its values so typed."""
+def _tensor_tag(value: Any) -> str | None:
+    """Which tensor schema a tensor is read with: its name and its datatype's group."""
+    name, datatype = (
+        (value.get("name"), value.get("datatype"))
+        if isinstance(value, dict)
+        else (getattr(value, "name", None), getattr(value, "datatype", None))
+    )
+    group = next((g[0] for g in DATATYPE_GROUPS if datatype in g), None)
+    return f"{name}/{group}" if isinstance(name, str) and group else None
+
+
+def _tensor_variants(
+    name: str, features: tuple[Feature, ...], shape: Any, index: int
+) -> list[tuple[str, Any]]:
+    """One input tensor, per group of datatypes every feature takes, its values so typed: each
+    (tag, tagged schema)."""
     named: Any = Literal[name]
-    variants: list[Any] = []
+    variants: list[tuple[str, Any]] = []
     for group in DATATYPE_GROUPS:
         datatypes = tuple(t for t in group if all(t in ACCEPTED[f.type] for f in features))
         kinds = [_value_type(datatypes[0], f) for f in features] if datatypes else [None]
@@ -500,20 +520,17 @@ def _tensor_model(name: str, features: tuple[Feature, ...], shape: Any, index: i
         typed: Any = Literal[datatypes]
         row: Any = Annotated[list[value], Field(min_length=1)]
         data: Any = Annotated[list[value | row], Field(min_length=1)]
-        variants.append(
-            create_model(
-                f"RequestInput{index}{datatypes[0]}",
-                __base__=RequestInput,
-                name=(named, ...),
-                datatype=(typed, ...),
-                shape=(shape, ...),
-                data=(data, ...),
-            )
+        model = create_model(
+            f"RequestInput{index}{datatypes[0]}",
+            __base__=RequestInput,
+            name=(named, ...),
+            datatype=(typed, ...),
+            shape=(shape, ...),
+            data=(data, ...),
         )
-    tensor = variants[0]
-    for variant in variants[1:]:
-        tensor = tensor | variant
-    return Annotated[tensor, Field(discriminator="datatype")] if len(variants) > 1 else tensor
+        tag = f"{name}/{datatypes[0]}"
+        variants.append((tag, Annotated[model, Tag(tag)]))
+    return variants
 
 
 def _fits(value: Any, datatype: str) -> bool:

@@ -66,7 +66,13 @@ def test_infer(client: TestClient, data: list[Any]) -> None:
 
 @pytest.mark.parametrize(
     ("datatype", "row"),
-    [("FP32", IRIS_ROW), ("FP64", IRIS_ROW), ("INT64", [5, 3, 1, 0]), ("INT32", [5, 3, 1, 0])],
+    [
+        ("FP32", IRIS_ROW),
+        ("FP64", IRIS_ROW),
+        ("INT64", [5, 3, 1, 0]),
+        ("INT32", [5, 3, 1, 0]),
+        ("INT64", [5.0, 3.0, 1.0, 0.0]),  # integers to JSON Schema as well
+    ],
 )
 def test_numeric_datatypes(client: TestClient, datatype: str, row: list[float]) -> None:
     tensor = {"name": "input-0", "shape": [1, 4], "datatype": datatype, "data": row}

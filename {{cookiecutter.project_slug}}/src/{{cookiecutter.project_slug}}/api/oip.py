@@ -569,7 +569,7 @@ def _value_type(datatype: str, feature: Feature) -> Any:
         if not allowed:
             return None
         strict = BeforeValidator(functools.partial(_of_kind, datatype))
-        return Annotated[Literal[allowed], strict]  # type: ignore[valid-type]
+        return Annotated[Literal[allowed], strict]
     if datatype == "BOOL":
         return StrictBool
     if datatype == "BYTES" and feature.type == "datetime":
@@ -581,9 +581,7 @@ def _value_type(datatype: str, feature: Feature) -> Any:
         # The bounds before the validator: after it, they would be missing from the schema.
         whole = BeforeValidator(_whole)
         return Annotated[StrictInt, Field(ge=-INT64_MAX - 1, le=INT64_MAX), whole]
-    return Annotated[
-        float, Field(strict=True, allow_inf_nan=False, ge=-MAGNITUDE, le=MAGNITUDE)
-    ]
+    return Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAGNITUDE, le=MAGNITUDE)]
 
 
 def document(openapi: dict[str, Any], runner: InferenceRunner) -> None:

@@ -15,8 +15,8 @@ by a real process with ``APP_MODEL_PATH``; its answers are compared with the mod
   over a datetime column: refused until its module is trusted, then served;
 - the demo model with extreme but finite input: a 422 naming the instance, not a 500.
 
-Schemathesis with every check runs against the demo (with probabilities) and one model of each
-new kind.
+Schemathesis with every check and no allowance runs against the demo (with probabilities) and
+one model of each new kind.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ model's own in-process output, computed by the training script in the same run:
   per row, KMeans clusters, and a graph whose only output is ``[batch, classes]`` scores
   (refused at start).
 
-Schemathesis with every check runs against the service that serves the DataFrame pipeline.
+Schemathesis with every check and no allowance runs against the service that serves the DataFrame
+pipeline.
 """
 
 from __future__ import annotations

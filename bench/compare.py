@@ -260,14 +260,19 @@ def chosen(result: dict[str, Any]) -> str:
     return f"{size} rows per call ({result.get('batching_source', '?')})" if size else "not told"
 
 
+def load_columns(result: dict[str, Any]) -> str:
+    """req/s, p50, p99 and errors of one load run, as every table prints them."""
+    return (
+        f"{result['requests_per_s']:9.1f} {result['p50_ms']:9.2f} "
+        f"{result['p99_ms']:9.2f} {result['non_2xx'] + result['socket_errors']:8d}"
+    )
+
+
 def row(label: str, result: dict[str, Any]) -> str:
     probe = f"{result.get('probe_max_ms', 0.0):9.1f}"
     if result.get("probes_failed"):
         probe += f" ({result['probes_failed']} failed)"
-    return (
-        f"  {label:<40} {result['requests_per_s']:9.1f} {result['p50_ms']:9.2f} "
-        f"{result['p99_ms']:9.2f} {result['non_2xx'] + result['socket_errors']:8d} {probe}"
-    )
+    return f"  {label:<40} {load_columns(result)} {probe}"
 
 
 # bench/kinds_model.py's models, as the table names them.
@@ -280,11 +285,7 @@ KINDS = {
 def cost_line(label: str, result: dict[str, Any], t_model: float) -> str:
     """req/s, p50, p99 and what one request costs the server's core, the model's share in it."""
     per_request = 1e6 / result["requests_per_s"]
-    return (
-        f"  {label:<58} {result['requests_per_s']:9.1f} {result['p50_ms']:9.2f}"
-        f" {result['p99_ms']:9.2f} {result['non_2xx'] + result['socket_errors']:8d}"
-        f" {per_request:9.0f} {t_model * 1e6:9.0f}"
-    )
+    return f"  {label:<58} {load_columns(result)} {per_request:9.0f} {t_model * 1e6:9.0f}"
 
 
 # "ready max": the slowest GET /health/ready, polled every 100 ms during the run.

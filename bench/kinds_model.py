@@ -54,13 +54,13 @@ def train(directory: Path) -> None:
     text = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000))
     skops.io.dump(text.fit(documents, labels), directory / "text.skops")
     body = {"instances": [DOCUMENT]}
-    (directory / "text-body.json").write_text(json.dumps(body), encoding="utf-8")
+    body_file(directory / "text.skops").write_text(json.dumps(body), encoding="utf-8")
 
     x, y = load_diabetes(return_X_y=True)
     two = np.column_stack([y, 0.5 * y + 10 * x[:, 0]])
     skops.io.dump(Ridge(alpha=0.5).fit(x, two), directory / "ridge2.skops")
     body = {"instances": [x[0].round(6).tolist()]}
-    (directory / "ridge2-body.json").write_text(json.dumps(body), encoding="utf-8")
+    body_file(directory / "ridge2.skops").write_text(json.dumps(body), encoding="utf-8")
 
 
 def body_file(artifact: Path) -> Path:

@@ -324,27 +324,20 @@ def _column(tensor: RequestInput, feature: Feature, max_rows: int) -> list[Any]:
     values = _flatten(tensor.data)
     if len(values) != shape[0]:
         raise OipProblem(400, f"input {feature.name!r}: shape {shape} but {len(values)} values")
-    for value in values:
-        _check(value, tensor.datatype, feature)
+    # Each value was typed by this feature's own tensor schema (``request_model``) already.
     return values
 
 
 def _check(value: Any, datatype: str, feature: Feature) -> None:
-    """One value against its tensor's datatype and its feature's type and categories."""
+    """One value of a matrix against its own column's feature: the matrix's schema takes a
+    value that any column takes, so types and categories per column are checked here."""
     where = f"input {feature.name!r}"
     if datatype not in ACCEPTED[feature.type]:
         raise OipProblem(400, f"{where}: datatype must be one of {list(ACCEPTED[feature.type])}")
-    if feature.type == "datetime":
-        ok = isinstance(value, str) and _is_time(value)
-    elif datatype == "BYTES":
-        ok = isinstance(value, str)
-    elif datatype == "BOOL":
-        ok = isinstance(value, bool)
-    elif isinstance(value, bool) or not isinstance(value, int | float):
-        ok = False
-    elif datatype in INTEGER_TYPES:
-        ok = isinstance(value, int)
-    else:
+    ok = _fits(value, datatype)
+    if ok and feature.type == "datetime":
+        ok = _is_time(value)
+    elif ok and datatype not in ("BYTES", "BOOL", *INTEGER_TYPES):
         ok = math.isfinite(value) and abs(value) <= MAGNITUDE
     if not ok:
         raise OipProblem(400, f"{where}: {value!r} is not a valid {datatype} value")
@@ -474,8 +467,8 @@ def request_model(meta: ModelMetadata, max_rows: int) -> type[InferenceRequest]:
         shape = tuple[rows, width]
         variants, count = _tensor_variants(MATRIX_INPUT, signature.features, shape, 0), 1
     # One flat union told apart by name and datatype: OpenAPI's discriminator cannot nest.
-    tensor = variants[0][1]
-    for _, variant in variants[1:]:
+    tensor = variants[0]
+    for variant in variants[1:]:
         tensor = tensor | variant
     if len(variants) > 1:
         tensor = Annotated[tensor, Discriminator(_tensor_tag, custom_error_message=TAG_ERROR)]
@@ -502,17 +495,17 @@ def _tensor_tag(value: Any) -> str | None:
     return f"{name}/{group}" if isinstance(name, str) and group else None
 
 
-def _tensor_variants(
-    name: str, features: tuple[Feature, ...], shape: Any, index: int
-) -> list[tuple[str, Any]]:
-    """One input tensor, per group of datatypes every feature takes, its values so typed: each
-    (tag, tagged schema)."""
+def _tensor_variants(name: str, features: tuple[Feature, ...], shape: Any, index: int) -> list[Any]:
+    """One input tensor's schema (tagged for ``_tensor_tag``) per group of datatypes that every
+    feature takes, its values so typed."""
     named: Any = Literal[name]
-    variants: list[tuple[str, Any]] = []
+    variants: list[Any] = []
     for group in DATATYPE_GROUPS:
         datatypes = tuple(t for t in group if all(t in ACCEPTED[f.type] for f in features))
-        kinds = [_value_type(datatypes[0], f) for f in features] if datatypes else [None]
-        if None in kinds:
+        if not datatypes:
+            continue
+        kinds = [_value_type(datatypes[0], f) for f in features]
+        if any(kind is None for kind in kinds):
             continue
         value: Any = kinds[0]
         for kind in {repr(k): k for k in kinds[1:]}.values():
@@ -528,8 +521,7 @@ def _tensor_variants(
             shape=(shape, ...),
             data=(data, ...),
         )
-        tag = f"{name}/{datatypes[0]}"
-        variants.append((tag, Annotated[model, Tag(tag)]))
+        variants.append(Annotated[model, Tag(f"{name}/{datatypes[0]}")])
     return variants
 
 

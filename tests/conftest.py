@@ -9,6 +9,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,8 +24,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from cookiecutter.main import cookiecutter
 
-from tests.variants import SUPPORTED, variant_id
+from tests.variants import DEFAULTS, SUPPORTED, variant_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,6 +75,30 @@ def baked_with(cookies: Any, **context: Any) -> Baked:
     assert exc is None, f"[{name}] bake failed{where}: {exc!r}"
     assert result.exit_code == 0, f"[{name}] bake exit code {result.exit_code}"
     return Baked(Path(result.project_path), context)
+
+
+def shared_bake(run_dir: Path, **context: Any) -> Baked:
+    """The project these answers bake, made once per run and shared by every xdist worker.
+
+    For tests that only read the baked tree (the static checks): baking costs about a second
+    (rendering, the hook's lock cut, ``git init``), and five such tests per variant baked it
+    five times. Tests that write into the tree bake their own with ``bake``.
+    """
+    answers = {**DEFAULTS, **context}  # the same bake, however its answers are spelled
+    key = hashlib.sha256(json.dumps(answers, sort_keys=True).encode()).hexdigest()[:12]
+    folder = run_dir / "bakes" / key
+    with locked(run_dir / "bakes" / f"{key}.lock"):
+        done = folder / ".baked"
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                project = cookiecutter(
+                    str(ROOT), no_input=True, output_dir=str(folder), extra_context=context
+                )
+            except Exception as exc:  # any failure of the bake is the variant's failure
+                pytest.fail(f"[{variant_id(context)}] bake failed: {exc!r}")
+            done.write_text(project, encoding="utf-8")
+        return Baked(Path(done.read_text(encoding="utf-8")), context)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ import pytest
 import yaml
 from cookiecutter.main import cookiecutter
 
-from tests.conftest import ROOT, Baked, free_port, make_venv, run
+from tests.conftest import ROOT, Baked, free_port, make_venv, run, shared_bake
 
 BIN = Path(sys.executable).parent
 OPT_IN = "TEMPLATE_CONTAINER_TEST"
@@ -58,8 +58,8 @@ READY_LIMIT_S = 30.0
 
 
 @pytest.mark.parametrize("answers", [{}, {"auth": "none", "use_prometheus": False}])
-def test_pre_commit_config_is_valid(bake: Callable[..., Baked], answers: dict[str, object]) -> None:
-    baked = bake(**answers)
+def test_pre_commit_config_is_valid(run_dir: Path, answers: dict[str, object]) -> None:
+    baked = shared_bake(run_dir, **answers)
     config = baked.path / ".pre-commit-config.yaml"
     run(
         [str(BIN / "pre-commit"), "validate-config", str(config)],

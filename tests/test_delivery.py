@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Baked, run
+from tests.conftest import Baked, run, shared_bake
 from tests.test_deploy import tool
 from tests.variants import DEFAULTS, SUPPORTED, variant_id
 
@@ -187,8 +187,8 @@ def check_github_deploy(job: dict[str, Any], text: str) -> None:
 
 
 @pytest.fixture(params=GITHUB, ids=[variant_id(v) for v in GITHUB])
-def github(request: pytest.FixtureRequest, bake: Callable[..., Baked]) -> Baked:
-    return bake(**request.param)
+def github(request: pytest.FixtureRequest, run_dir: Path) -> Baked:
+    return shared_bake(run_dir, **request.param)  # the checks below only read it
 
 
 def test_github_delivery(github: Baked) -> None:
@@ -283,8 +283,8 @@ def check_gitlab(pipeline: dict[str, Any], text: str, ctx: dict[str, Any]) -> No
 
 
 @pytest.fixture(params=GITLAB, ids=[variant_id(v) for v in GITLAB])
-def gitlab(request: pytest.FixtureRequest, bake: Callable[..., Baked]) -> Baked:
-    return bake(**request.param)
+def gitlab(request: pytest.FixtureRequest, run_dir: Path) -> Baked:
+    return shared_bake(run_dir, **request.param)  # the checks below only read it
 
 
 def test_gitlab_delivery(gitlab: Baked) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, Baked, run
+from tests.conftest import ROOT, Baked, run, shared_bake
 from tests.variants import DEFAULTS, variant_id
 
 BIN = Path(sys.executable).parent
@@ -62,8 +62,8 @@ def tool(name: str) -> str:
 
 
 @pytest.fixture(params=VARIANTS, ids=[variant_id(v) for v in VARIANTS])
-def baked(request: pytest.FixtureRequest, bake: Callable[..., Baked]) -> Baked:
-    return bake(**request.param)
+def baked(request: pytest.FixtureRequest, run_dir: Path) -> Baked:
+    return shared_bake(run_dir, **request.param)  # the checks here only read it
 
 
 def context(baked: Baked) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Baked, Service, make_venv, start_service
+from tests.conftest import Baked, Service, make_venv, shared_bake, start_service
 from tests.variants import SUPPORTED, variant_id
 
 CHROMIUM = next(
@@ -104,10 +104,8 @@ TABLE_ROW = re.compile(r"^\| `(APP_[A-Z0-9_]+)` \|", re.MULTILINE)
 
 
 @pytest.mark.parametrize("context", SUPPORTED, ids=[variant_id(v) for v in SUPPORTED])
-def test_readme_documents_every_setting(
-    context: dict[str, object], bake: Callable[..., Baked]
-) -> None:
-    baked = bake(**context)
+def test_readme_documents_every_setting(context: dict[str, object], run_dir: Path) -> None:
+    baked = shared_bake(run_dir, **context)
     listed = SETTING.findall((baked.path / ".env.example").read_text(encoding="utf-8"))
     documented = TABLE_ROW.findall((baked.path / "README.md").read_text(encoding="utf-8"))
     assert listed, f"[{baked.name}] no APP_ settings found in .env.example"

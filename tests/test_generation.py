@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -18,7 +19,15 @@ import yaml
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
-from tests.conftest import Baked, CfnLoader, dependencies, locked, run, shared_venv
+from tests.conftest import (
+    Baked,
+    CfnLoader,
+    dependencies,
+    locked,
+    run,
+    shared_bake,
+    shared_venv,
+)
 from tests.variants import DEFAULTS, SUPPORTED, UNSUPPORTED, variant_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,8 +126,9 @@ ABSENT_WORDS: dict[str, Callable[[dict[str, Any]], bool]] = {
 
 
 @pytest.fixture(params=SUPPORTED, ids=[variant_id(v) for v in SUPPORTED])
-def baked(request: pytest.FixtureRequest, bake: Callable[..., Baked]) -> Baked:
-    return bake(**request.param)
+def baked(request: pytest.FixtureRequest, run_dir: Path) -> Baked:
+    """The variant, baked once for all the checks here (they only read it)."""
+    return shared_bake(run_dir, **request.param)
 
 
 def test_no_template_leftovers(baked: Baked) -> None:
@@ -165,6 +175,8 @@ def test_ruff_and_compile(baked: Baked) -> None:
         [sys.executable, "-m", "compileall", "-q", "src", "tests"],
         cwd=baked.path,
         what=f"[{baked.name}] compileall",
+        # Byte code elsewhere: the tree is shared with checks that read every file in it.
+        env={**os.environ, "PYTHONPYCACHEPREFIX": str(baked.path.parent / "pycache")},
     )
 
 
@@ -203,10 +215,36 @@ def typing_python(run_dir: Path) -> Path:
     return shared_venv(run_dir, union.read_text(encoding="utf-8").splitlines(), "typing venv")
 
 
-def test_mypy_strict(baked: Baked, typing_python: Path, run_dir: Path, worker_id: str) -> None:
+@pytest.fixture(scope="session")
+def mypy_cache(typing_python: Path, run_dir: Path, worker_id: str) -> Path:
+    """This worker's mypy cache, started from one made once per run on the default variant.
+
+    Most of a cold run is the libraries (FastAPI, pydantic, NumPy, scikit-learn), the same for
+    every variant: each worker starts from that cache and checks only the variant's own files.
+    A cache per worker, because two mypy processes must not write one cache at once.
+    """
+    seed = run_dir / "mypy-seed"
+    with locked(run_dir / "mypy-seed.lock"):
+        if not (seed / ".complete").exists():
+            shutil.rmtree(seed, ignore_errors=True)
+            default = shared_bake(run_dir, **DEFAULTS)
+            run(
+                [str(typing_python), "-m", "mypy", "--cache-dir", str(seed)],
+                cwd=default.path,
+                what="[default] mypy, to seed the cache",
+                env={**os.environ, "MYPY_FORCE_COLOR": "0"},
+            )
+            (seed / ".complete").touch()
+    cache = run_dir / f"mypy-{worker_id}"
+    if not cache.exists():
+        shutil.copytree(seed, cache)
+    return cache
+
+
+def test_mypy_strict(baked: Baked, typing_python: Path, mypy_cache: Path) -> None:
     """mypy as the baked pyproject configures it (strict, src and tests), on every variant."""
     run(
-        [str(typing_python), "-m", "mypy", "--cache-dir", str(run_dir / f"mypy-{worker_id}")],
+        [str(typing_python), "-m", "mypy", "--cache-dir", str(mypy_cache)],
         cwd=baked.path,
         what=f"[{baked.name}] mypy",
         env={**os.environ, "MYPY_FORCE_COLOR": "0"},

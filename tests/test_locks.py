@@ -17,6 +17,7 @@ from it the packages the variant's own requirements reach and writes the root pa
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import os
@@ -95,15 +96,23 @@ def set_id(answers: dict[str, Any]) -> str:
     return f"{answers['model_framework']}-{answers['auth']}-{metrics}{serverless}{otel}"
 
 
+@functools.cache
 def superset(framework: str) -> str:
     return (LOCKS / post.superset_name(framework)).read_text(encoding="utf-8")
+
+
+@functools.cache
+def parse_block(text: str) -> dict[str, Any]:
+    """One package block of a lock, parsed (blocks recur in every lock cut from a superset)."""
+    package: dict[str, Any] = tomllib.loads("[[package]]\n" + text)["package"][0]
+    return package
 
 
 def blocks(lock: str) -> dict[tuple[str, str], str]:
     """Each package block of a lock, by name and version."""
     found = {}
     for text in lock.rstrip("\n").split(post.PACKAGE_SEPARATOR)[1:]:
-        package = tomllib.loads("[[package]]\n" + text)["package"][0]
+        package = parse_block(text)
         found[(package["name"], package["version"])] = text
     return found
 
@@ -203,20 +212,28 @@ def test_a_requirement_the_superset_lacks_says_run_make_locks() -> None:
 # --- what every dependency set gets ----------------------------------------------------------
 
 
+def shipped_lock(answers: dict[str, Any]) -> str:
+    """The ``uv.lock`` a bake with ``answers`` (and the default name and version) ships: what
+    the hook writes, computed without baking."""
+    project = lock_script.rendered_project(answers)
+    cut = post.prune_lock(superset(answers["model_framework"]), project)
+    defaults = lock_script.defaults()
+    return post.lock_for_project(
+        cut,
+        post.distribution_name(defaults["project_slug"]),
+        post.canonical_version(defaults["version"]),
+    )
+
+
 @pytest.mark.parametrize("answers", DEPENDENCY_SETS, ids=set_id)
-def test_each_set_ships_exactly_its_packages(
-    bake: Callable[..., Baked], answers: dict[str, Any]
-) -> None:
+def test_each_set_ships_exactly_its_packages(answers: dict[str, Any]) -> None:
     """The shipped lock holds what the variant reaches and nothing else, at the superset's
-    versions and files, and uv takes it (``uv lock --locked`` accepts an unreachable package, so
-    reachability is checked here)."""
-    baked = bake(**answers)
+    versions and files (``uv lock --locked`` accepts an unreachable package, so reachability is
+    checked here; that uv takes each lock, and that a bake ships this very lock, is the slow
+    test below)."""
     what = f"[{set_id(answers)}]"
-    shipped = baked.path / "uv.lock"
-    assert shipped.is_file(), f"{what} no uv.lock in the baked project: {STALE}"
-    assert not (baked.path / post.LOCKS_DIR).exists(), f"{what} .locks/ left in the project"
-    text = shipped.read_text(encoding="utf-8")
-    lock = tomllib.loads(text)
+    text = shipped_lock(answers)
+    lock = {"package": [parse_block(block) for block in blocks(text).values()]}
     names = {package["name"] for package in lock["package"]}
     for option, (enabled, packages) in OPTION_PACKAGES.items():
         if not enabled(answers):
@@ -239,6 +256,18 @@ def test_each_set_ships_exactly_its_packages(
         assert files == [line for line in wide[key].splitlines() if "hash = " in line], key
     head = text.split(post.PACKAGE_SEPARATOR)[0]
     assert head == superset(answers["model_framework"]).split(post.PACKAGE_SEPARATOR)[0], what
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", DEPENDENCY_SETS, ids=set_id)
+def test_uv_takes_each_shipped_lock(bake: Callable[..., Baked], answers: dict[str, Any]) -> None:
+    """Each set's bake ships the lock checked above, with no ``.locks/`` left, and uv takes it."""
+    baked = bake(**answers)
+    what = f"[{set_id(answers)}]"
+    shipped = baked.path / "uv.lock"
+    assert shipped.is_file(), f"{what} no uv.lock in the baked project: {STALE}"
+    assert not (baked.path / post.LOCKS_DIR).exists(), f"{what} .locks/ left in the project"
+    assert shipped.read_text(encoding="utf-8") == shipped_lock(answers), what
     uv_accepts(baked.path)
 
 
@@ -288,6 +317,7 @@ FEW = [
 ]
 
 
+@pytest.mark.slow  # asks the index
 @pytest.mark.parametrize("answers", FEW, ids=set_id)
 def test_uv_takes_the_lock_with_an_empty_cache(
     bake: Callable[..., Baked], answers: dict[str, Any], tmp_path: Path

@@ -36,6 +36,7 @@ from tests.conftest import (
     free_port,
     install_project,
     run,
+    shared_bake,
     start_service,
 )
 
@@ -158,8 +159,8 @@ def recorded_names(alerts: dict[str, Any]) -> set[str]:
 
 
 @pytest.fixture
-def baked(bake: Callable[..., Baked]) -> Baked:
-    return bake()
+def baked(run_dir: Path) -> Baked:
+    return shared_bake(run_dir)  # the checks here only read it
 
 
 def test_prometheus_config_loads_the_alert_rules(baked: Baked) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,30 +22,68 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Baked, CfnLoader, install_project, run
+from tests.conftest import Baked, CfnLoader, install_project, locked, run, shared_bake
 from tests.variants import DEFAULTS
 
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 SERVERLESS = {"use_serverless": True}
 
 
-def cfn_lint(template: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CFN_LINT), "--format", "parseable", str(template)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+AUTHS = ["jwt", "oidc", "api_key", "none"]
+BROKEN = {  # what breaks the default serverless template, as cfn-lint must see
+    "a wrong type": ("MemorySize: 1024", "MemorySize: lots"),
+    "an unknown property": ("PackageType: Image", "PackageType: Image\n      Handler2: x"),
+}
 
 
-@pytest.mark.parametrize("auth", ["jwt", "oidc", "api_key", "none"])
-def test_sam_template_passes_cfn_lint(bake: Callable[..., Baked], auth: str) -> None:
-    baked = bake(auth=auth, **SERVERLESS)
+@pytest.fixture(scope="session")
+def cfn_findings(run_dir: Path) -> dict[str, list[str]]:
+    """cfn-lint's findings for each serverless template (one per auth kind) and for each broken
+    copy, by name. One cfn-lint process for them all, once per run: loading its resource specs
+    costs several seconds per start, and a test per template started it six times."""
+    cache = run_dir / "cfn-lint.json"
+    with locked(run_dir / "cfn-lint.lock"):
+        if not cache.exists():
+            folder = run_dir / "cfn-lint"
+            shutil.rmtree(folder, ignore_errors=True)
+            templates: dict[str, Path] = {}
+            for auth in AUTHS:
+                baked = shared_bake(run_dir, auth=auth, **SERVERLESS)
+                templates[auth] = baked.path / "template.yaml"
+            text = templates["jwt"].read_text(encoding="utf-8")
+            for name, (good, bad) in BROKEN.items():
+                assert good in text, f"the template no longer has {good!r}"
+                copy = folder / name.replace(" ", "-") / "template.yaml"
+                copy.parent.mkdir(parents=True)
+                copy.write_text(text.replace(good, bad), encoding="utf-8")
+                templates[name] = copy
+            result = subprocess.run(
+                [str(CFN_LINT), "--format", "parseable", *map(str, templates.values())],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert not result.stderr.strip(), f"cfn-lint failed to run:\n{result.stderr}"
+            lines = result.stdout.splitlines()
+            findings = {
+                name: [line for line in lines if line.startswith(f"{path}:")]
+                for name, path in templates.items()
+            }
+            assert sum(map(len, findings.values())) == len(lines), result.stdout
+            cache.write_text(json.dumps(findings), encoding="utf-8")
+    findings: dict[str, list[str]] = json.loads(cache.read_text(encoding="utf-8"))
+    return findings
+
+
+@pytest.mark.parametrize("auth", AUTHS)
+def test_sam_template_passes_cfn_lint(
+    run_dir: Path, cfn_findings: dict[str, list[str]], auth: str
+) -> None:
+    baked = shared_bake(run_dir, auth=auth, **SERVERLESS)
     what = f"[{baked.name}]"
     template = baked.path / "template.yaml"
-    result = cfn_lint(template)
-    assert result.returncode == 0, f"{what} cfn-lint:\n{result.stdout}{result.stderr}"
+    assert not cfn_findings[auth], f"{what} cfn-lint:\n" + "\n".join(cfn_findings[auth])
 
     doc = yaml.load(template.read_text(encoding="utf-8"), Loader=CfnLoader)
     assert doc["Transform"] == "AWS::Serverless-2016-10-31"
@@ -83,19 +122,12 @@ def test_sam_template_passes_cfn_lint(bake: Callable[..., Baked], auth: str) -> 
             assert "Default" not in parameters[parameter], f"{what} {parameter} has a value"
 
 
-def test_cfn_lint_fails_on_a_broken_template(bake: Callable[..., Baked], tmp_path: Path) -> None:
+@pytest.mark.parametrize("broken", list(BROKEN))
+def test_cfn_lint_fails_on_a_broken_template(
+    cfn_findings: dict[str, list[str]], broken: str
+) -> None:
     """The check above can fail: cfn-lint refuses a wrong type and an unknown property."""
-    baked = bake(**SERVERLESS)
-    text = (baked.path / "template.yaml").read_text(encoding="utf-8")
-    for broken in (
-        text.replace("MemorySize: 1024", "MemorySize: lots"),
-        text.replace("PackageType: Image", "PackageType: Image\n      Handler2: x"),
-    ):
-        assert broken != text
-        copy = tmp_path / "template.yaml"
-        copy.write_text(broken, encoding="utf-8")
-        result = cfn_lint(copy)
-        assert result.returncode != 0, f"cfn-lint passed a broken template:\n{broken}"
+    assert cfn_findings[broken], f"cfn-lint passed a template with {broken}"
 
 
 COLD_START = """

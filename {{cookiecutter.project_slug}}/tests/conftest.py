@@ -50,7 +50,7 @@ def provider() -> Iterator[IdentityProvider]:
     """A real identity provider on a loopback port, with fresh keys for each test."""
     provider = IdentityProvider()
     yield provider
-    provider.stop()
+    provider.close()
 {%- endif %}
 
 
@@ -59,6 +59,9 @@ def make_settings(tmp_path: Path{% if cookiecutter.auth == "oidc" %}, provider: 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "log_level": "warning",
+            # A fixed batch cap: measuring it (model/sizing.py) costs a tenth of a second at
+            # every start, most of an app's start-up here; tests/test_batching.py measures.
+            "max_batch_size": 32,
 {%- if cookiecutter.auth == "oidc" %}
             "oidc_issuer": provider.issuer,
             "oidc_audience": AUDIENCE,

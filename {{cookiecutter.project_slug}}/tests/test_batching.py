@@ -236,7 +236,7 @@ def served(make_settings: Any, auth_headers: dict[str, str]) -> Iterator[Callabl
 
 
 def test_model_reports_the_batch_size_it_measured(served: Callable[..., TestClient]) -> None:
-    batching = served().get("/model").json()["batching"]
+    batching = served(max_batch_size=None).get("/model").json()["batching"]
     assert batching["source"] == "measured"
     assert set(batching["per_row_us"]) <= {"1", "8", "32", "128"}
     assert "1" in batching["per_row_us"] and len(batching["per_row_us"]) >= 2
@@ -271,7 +271,10 @@ def root_logger_restored() -> Iterator[None]:
 def test_the_model_ready_line_carries_the_choice(
     make_settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO), TestClient(create_app(make_settings(log_level="info"))):
+    with (
+        caplog.at_level(logging.INFO),
+        TestClient(create_app(make_settings(log_level="info", max_batch_size=None))),
+    ):
         pass
     (ready,) = [r for r in caplog.records if r.getMessage() == "model ready"]
     batching: dict[str, Any] = ready.batching  # type: ignore[attr-defined]

@@ -173,7 +173,7 @@ class Lambda:
 def identity_provider() -> Iterator[IdentityProvider]:
     provider = IdentityProvider()
     yield provider
-    provider.stop()
+    provider.close()
 {%- endif %}
 
 

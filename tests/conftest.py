@@ -25,6 +25,7 @@ import httpx
 import pytest
 import yaml
 from cookiecutter.main import cookiecutter
+from uv import find_uv_bin
 
 from tests.variants import DEFAULTS, SUPPORTED, variant_id
 
@@ -46,7 +47,8 @@ def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
 
 CfnLoader.add_multi_constructor("!", _intrinsic)
 
-UV = [sys.executable, "-m", "uv"]
+# The binary itself: `python -m uv` starts an interpreter first, a tenth of a second a call.
+UV = [find_uv_bin()]
 
 
 @dataclass
@@ -138,7 +140,7 @@ def make_venv(project: Path, what: str) -> Path:
     """Install the baked project with its dev extras into ``project/.venv``; return its python."""
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     venv = project / ".venv"
-    uv = [sys.executable, "-m", "uv"]
+    uv = UV
     run(
         [*uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
         cwd=project,
@@ -187,7 +189,7 @@ def shared_venv(root: Path, requirements: list[str], what: str) -> Path:
     venv = root / f"venv-{key}"
     python = venv / "bin" / "python"
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-    uv = [sys.executable, "-m", "uv"]
+    uv = UV
     with locked(root / f"venv-{key}.lock"):
         if not (venv / ".complete").exists():
             run(
@@ -417,6 +419,31 @@ def no_leaked_services() -> Iterator[None]:
     leaked = stop_all_started()
     if leaked:
         sys.stderr.write(f"\nkilled services left running by tests: PIDs {leaked}\n")
+
+
+# --- the order of the run ----------------------------------------------------------------------
+# The modules that take longest, longest first (from the slowest list at the end of a run): the
+# workers take tests in collection order, and a long module taken last leaves the other worker
+# idle while it runs. Everything else keeps its order after these.
+LONGEST_FIRST = (
+    "test_versions_boot.py",
+    "test_model_kinds_boot.py",
+    "test_models_boot.py",
+    "test_container.py",
+    "test_runtime_boot.py",
+    "test_auth_boot.py",
+    "test_security_boot.py",
+    "test_observability.py",
+    "test_boot.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a module, the order stays as written
 
 
 # --- one line per variant, for the template's CI --------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Baked
+from tests.conftest import ROOT, UV, Baked
 from tests.test_hooks import post
 from tests.variants import CHOICES
 
@@ -42,7 +42,6 @@ DEPENDENCY_SETS: list[dict[str, Any]] = [
     dict(zip(post.DEPENDENCY_ANSWERS, values, strict=True))
     for values in itertools.product(*(CHOICES[name] for name in post.DEPENDENCY_ANSWERS))
 ]
-UV = [sys.executable, "-m", "uv"]
 UV_ENV = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
 STALE = "run `make locks` to re-lock (scripts/lock.py) and commit .locks/"
 MAX_STORE_BYTES = 3 * 1024 * 1024

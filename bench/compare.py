@@ -292,6 +292,31 @@ def cost_line(label: str, result: dict[str, Any], t_model: float) -> str:
 HEADER = f"  {'':<40} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8} {'ready max':>9}"
 
 
+def worker_scaling(one: dict[str, Any], two: dict[str, Any]) -> str:
+    """What the two-worker run says once the load generator's share of the cores is counted.
+
+    Both runs measure the server's and the load generator's core seconds (bench/load.py). The
+    server's cost per request tells whether a second worker does its share (the same cost:
+    no lock or shared state between workers slows them); the load generator's cost per request
+    bounds what two workers can serve on a machine whose two cores it shares with them.
+    """
+    if not (one.get("server_cpu_s") and two.get("server_cpu_s")):
+        return "  (no CPU figures: the load script predates them)"
+    server_1 = one["server_cpu_s"] / one["requests"]
+    server_2 = two["server_cpu_s"] / two["requests"]
+    client_2 = two["client_cpu_s"] / two["requests"]
+    ceiling = 2 / (server_1 + client_2)  # both cores, the server at one worker's cost
+    return (
+        f"  server core time per request: 1 worker {server_1 * 1e6:.0f} us,"
+        f" 2 workers {server_2 * 1e6:.0f} us ({server_1 / server_2:.2f} of one worker's"
+        f" efficiency); the load generator: {client_2 * 1e6:.0f} us per request"
+        f" ({two['client_cpu_s'] / two['seconds']:.2f} cores)\n"
+        f"  on 2 cores shared with the load generator, 2 workers can serve at most"
+        f" {ceiling:.0f} req/s = {ceiling / one['requests_per_s']:.2f}x one worker;"
+        f" measured {two['requests_per_s'] / ceiling:.0%} of that"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=15, help="measured seconds per run")
@@ -424,6 +449,7 @@ def main() -> None:
     print(row("baked, --workers 2, server and load on both CPUs", workers2))
     scale = workers2["requests_per_s"] / baked["requests_per_s"]
     print(f"  2 workers / 1 worker: {scale:.2f}   (goal >= 1.8)")
+    print(worker_scaling(baked, workers2))
     print(
         f"  start-up to ready: {baked['ready_s']:.2f} s (goal <= 2);"
         f" peak RSS per worker: {baked['peak_rss_mb']:.0f} MB"

@@ -21,6 +21,7 @@ import math
 {%- endif %}
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -79,6 +80,10 @@ class Result:
     # reported) and where that came from ("measured" at start-up, or "settings").
     max_batch_size: int = 0
     batching_source: str = ""
+    # Core seconds used during the measured run by the service's processes (a service started
+    # here) and by the load generator: with both on one machine, they share its cores.
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
 
 
 # --- talking to the service -------------------------------------------------------------------
@@ -163,6 +168,18 @@ class Server:
             except (OSError, ValueError, IndexError):
                 continue
         return peak / 1024
+
+    def cpu_s(self) -> float:
+        """Core seconds the service's running processes have used so far (Linux)."""
+        ticks = 0
+        for entry in Path("/proc").iterdir():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == self.process.pid:  # process group
+                    ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            except (OSError, ValueError, IndexError):
+                continue
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         """SIGTERM, as an orchestrator would; SIGKILL the process group if it hangs."""
@@ -399,7 +416,15 @@ class ReadinessProbe:
         self._thread.join()
 
 
-def load(url: str, headers: dict[str, str], args: argparse.Namespace) -> Result:
+def children_cpu_s() -> float:
+    """Core seconds used by this process's finished children (the load generator's runs)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def load(
+    url: str, headers: dict[str, str], args: argparse.Namespace, server: Server | None = None
+) -> Result:
     """Check that one request works, warm up, then measure."""
     if args.body_file:
         body = args.body_file.read_bytes()
@@ -424,8 +449,12 @@ def load(url: str, headers: dict[str, str], args: argparse.Namespace) -> Result:
         # first in, first out); without it they count against the measured run's queue limit,
         # and a few of its requests see 503.
         http("POST", f"{url}/predict", body, headers)
+    server_before, client_before = (server.cpu_s() if server else 0.0), children_cpu_s()
     with ReadinessProbe(url) as probe:
         result = drive(path, f"{url}/predict", body, headers, args)
+    result.client_cpu_s = children_cpu_s() - client_before
+    if server is not None:
+        result.server_cpu_s = server.cpu_s() - server_before
     result.max_batch_size, result.batching_source = batching(url, headers)
     result.probes = len(probe.latencies_ms)
     result.probe_max_ms = max(probe.latencies_ms, default=0.0)
@@ -530,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
             result = load(args.url.rstrip("/"), headers, args)
         else:
             with serving(args, args.warmup + args.duration) as served:
-                result = load(served.server.url, served.headers, args)
+                result = load(served.server.url, served.headers, args, served.server)
                 result.ready_s = served.ready_s
                 result.peak_rss_mb = served.server.peak_rss_mb()
     except BenchError as exc:

@@ -90,7 +90,7 @@ def versions_of(client: TestClient) -> ModelVersions:
 
 
 def reload(client: TestClient) -> Check:
-    """Check the source now, as SIGHUP and POST /admin/model/reload do."""
+    """Check the source now, as SIGHUP does."""
     check: Check = client.portal.call(versions_of(client).check)  # type: ignore[union-attr]
     return check
 

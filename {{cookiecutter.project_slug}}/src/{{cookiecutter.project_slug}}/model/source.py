@@ -287,9 +287,9 @@ class FolderSource:
         self.cache = cache
 
     def token(self) -> str:
-        stem = PurePosixPath(self.name).stem
-        names = (self.name, f"{stem}{signature.SIDECAR_SUFFIX}", signature.SIDECAR_FALLBACK)
-        return "|".join(self.folder.tag(name) for name in names)
+        """The artifact's alone: publishing writes the metadata file first, the artifact last,
+        so a change seen here finds both in place."""
+        return self.folder.tag(self.name)
 
     def fetch(self) -> Fetched:
         return fetch_from(self.folder, self.name, self.expected, self.cache, self.uri)

@@ -354,7 +354,7 @@ class ModelVersions:
 
 @contextlib.contextmanager
 def check_on_hangup(versions: ModelVersions) -> Iterator[None]:
-    """SIGHUP asks for a check now, as ``POST /admin/model/reload`` does.
+    """SIGHUP asks for a check now, as the admin route does where there is one.
 
     Signal handlers can only be set from the main thread (which runs the event loop); elsewhere
     (a test client) this does nothing, as ``drain_on_signals`` in state.py.

@@ -5,10 +5,12 @@ Real files and real models, trained here on the iris data that scikit-learn ship
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import pickle
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +24,12 @@ from sklearn.linear_model import LogisticRegression
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.model.base import ModelLoadError
 from {{ cookiecutter.project_slug }}.model.loader import SUFFIX, export
-from {{ cookiecutter.project_slug }}.model.versions import Check, ModelVersions, NoEarlierVersion
+from {{ cookiecutter.project_slug }}.model.versions import (
+    Check,
+    ModelVersions,
+    NoEarlierVersion,
+    check_on_hangup,
+)
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -235,8 +242,14 @@ def test_a_signature_change_serves_when_allowed(
     serve: Callable[..., TestClient], artifact: Path, auth_headers: dict[str, str]
 ) -> None:
     client = serve(model_allow_signature_change=True)
+    before = client.get("/openapi.json").json()
     publish(artifact, train(1.0, 3), "v2", n_features=3)
     assert reload(client).result == "loaded"
+    after = client.get("/openapi.json").json()
+    assert "petal_width" in json.dumps(before)
+    assert "petal_width" not in json.dumps(after)  # the document follows the new signature
+    schemes = [document.get("components", {}).get("securitySchemes") for document in (before, after)]
+    assert schemes[0] == schemes[1]
     response = client.post("/predict", json={"instances": [ROW[:3]]}, headers=auth_headers)
     assert response.status_code == 200, response.text
     assert response.json()["model_version"] == "v2"
@@ -288,6 +301,27 @@ def test_a_bad_uri_stops_start_up_with_one_line(
     assert len(lines) == 1
     assert lines[0].startswith("cannot load the model: ")
     assert "\n" not in lines[0]
+
+
+def test_sighup_asks_for_a_check() -> None:
+    class Versions:
+        checks = 0
+
+        def check_soon(self) -> None:
+            self.checks += 1
+
+    versions = Versions()
+
+    async def main() -> None:
+        with check_on_hangup(versions):  # type: ignore[arg-type]
+            signal.raise_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while versions.checks == 0:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert versions.checks == 1
 
 
 def test_model_path_and_model_uri_together_are_refused(make_settings: Any, artifact: Path) -> None:

@@ -248,7 +248,7 @@ def test_a_signature_change_serves_when_allowed(
     after = client.get("/openapi.json").json()
     assert "petal_width" in json.dumps(before)
     assert "petal_width" not in json.dumps(after)  # the document follows the new signature
-    schemes = [document.get("components", {}).get("securitySchemes") for document in (before, after)]
+    schemes = [doc.get("components", {}).get("securitySchemes") for doc in (before, after)]
     assert schemes[0] == schemes[1]
     response = client.post("/predict", json={"instances": [ROW[:3]]}, headers=auth_headers)
     assert response.status_code == 200, response.text

@@ -89,7 +89,9 @@ def open_source(settings: Settings) -> Source:
         return AliasSource(uri, expected, cache)
     if scheme in ("", "file") or len(scheme) == 1:  # a path (C:\... too)
         path = Path(urllib.parse.urlsplit(uri).path if scheme == "file" else uri)
-        return FolderSource(uri, LocalFolder(path.parent), path.name, expected, None)
+        source = FolderSource(uri, LocalFolder(path.parent), path.name, expected, None)
+        source.setting = "APP_MODEL_URI" if settings.model_uri else "APP_MODEL_PATH"
+        return source
     if scheme in ("s3", "http", "https"):
         folder, name = object_folder(uri)
         return FolderSource(uri, folder, name, expected, cache)
@@ -285,6 +287,7 @@ class FolderSource:
         self.name = name
         self.expected = expected
         self.cache = cache
+        self.setting = "APP_MODEL_URI"  # the setting that names it, for messages
 
     def token(self) -> str:
         """The artifact's alone: publishing writes the metadata file first, the artifact last,
@@ -292,17 +295,19 @@ class FolderSource:
         return self.folder.tag(self.name)
 
     def fetch(self) -> Fetched:
-        return fetch_from(self.folder, self.name, self.expected, self.cache, self.uri)
+        where = f"{self.setting}={self.uri}"
+        return fetch_from(self.folder, self.name, self.expected, self.cache, where)
 
 
 def fetch_from(folder: Folder, name: str, expected: str, cache: Path | None, uri: str) -> Fetched:
-    """The artifact ``name`` in ``folder`` and its sidecars, checked, cached when remote."""
+    """The artifact ``name`` in ``folder`` and its sidecars, checked, cached when remote;
+    ``uri`` as configured (``APP_MODEL_URI=...``), for messages."""
     where = f"{folder.where.rstrip('/')}/{name}" if folder.where else name
     if name.endswith(PICKLE_SUFFIXES):
         raise ModelLoadError(f"{where} is a pickle, which can run any code when loaded: refused")
     blob = folder.get(name)
     if blob is None:
-        raise SourceError(f"no model at {where} (check APP_MODEL_URI: {uri})")
+        raise SourceError(f"no model at {where} (check {uri})")
     data = blob.data
     if blob.size is not None and blob.size != len(data):
         raise ModelLoadError(f"{where}: {len(data)} bytes arrived of {blob.size}: truncated")
@@ -401,7 +406,8 @@ class AliasSource:
                 f"{self.uri} (version {number}, {location}) must hold one {SUFFIX} file; "
                 f"it has {what}"
             )
-        return fetch_from(folder, artifacts[0], self.expected, self.cache, self.uri)
+        where = f"APP_MODEL_URI={self.uri}"
+        return fetch_from(folder, artifacts[0], self.expected, self.cache, where)
 
     def _folder(self, location: str) -> Folder:
         if location.startswith("mlflow-artifacts:"):

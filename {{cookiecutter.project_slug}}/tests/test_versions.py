@@ -6,11 +6,14 @@ Real files and real models, trained here on the iris data that scikit-learn ship
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import http.server
 import json
 import logging
 import pickle
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -322,6 +325,56 @@ def test_sighup_asks_for_a_check() -> None:
 
     asyncio.run(main())
     assert versions.checks == 1
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real HTTP server on a loopback port, serving a folder: its URL and the folder."""
+    root = tmp_path / "web"
+    root.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_model_over_http_is_cached_by_digest_with_its_metadata(
+    make_settings: Any, web: tuple[str, Path], tmp_path: Path, auth_headers: dict[str, str]
+) -> None:
+    url, root = web
+    artifact = root / "models" / f"iris{SUFFIX}"
+    artifact.parent.mkdir()
+    publish(artifact, train(1.0), "web-1")
+    cache = tmp_path / "cache"
+    settings = make_settings(model_uri=f"{url}/models/iris{SUFFIX}", model_cache_dir=cache)
+    with TestClient(create_app(settings)) as client:
+        assert predicted_version(client, auth_headers) == "web-1"
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    assert {p.name for p in (cache / digest).iterdir()} == {f"iris{SUFFIX}", "iris.json"}
+
+
+@pytest.mark.parametrize(
+    ("name", "sha256", "said"),
+    [("nothing-here.bin", "", "no model at"), (f"iris{SUFFIX}", "0" * 64, "APP_MODEL_SHA256")],
+)
+def test_a_missing_object_or_a_digest_mismatch_over_http_stops_start_up(
+    make_settings: Any, web: tuple[str, Path], tmp_path: Path, name: str, sha256: str, said: str
+) -> None:
+    url, root = web
+    publish(root / f"iris{SUFFIX}", train(1.0), "web-1")
+    settings = make_settings(
+        model_uri=f"{url}/{name}", model_sha256=sha256, model_cache_dir=tmp_path / "cache"
+    )
+    with pytest.raises(ModelLoadError, match=said), TestClient(create_app(settings)):
+        pass
 
 
 def test_model_path_and_model_uri_together_are_refused(make_settings: Any, artifact: Path) -> None:

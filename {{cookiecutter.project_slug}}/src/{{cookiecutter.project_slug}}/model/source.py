@@ -202,7 +202,7 @@ def object_folder(uri: str) -> tuple[ObjectFolder, str]:
     else:
         base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, str(path.parent), "", ""))
         store = HTTPStore.from_url(
-            base.rstrip("/") + "/",
+            base.rstrip("/"),
             retry_config=_retry_config(),
             client_options={"allow_http": parts.scheme == "http"},
         )
@@ -265,7 +265,8 @@ class ObjectFolder:
 
 
 def _missing(exc: Exception) -> bool:
-    return type(exc).__name__ == "NotFoundError"
+    """obstore's NotFoundError is a FileNotFoundError."""
+    return isinstance(exc, FileNotFoundError) or type(exc).__name__ == "NotFoundError"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -89,7 +89,7 @@ def test_dockerfile(baked: Baked) -> None:
     suffix = "skops" if ctx["model_framework"] == "sklearn" else "onnx"
     for wanted in (
         f"FROM python:{ctx['python_version']}-slim AS builder",
-        f"APP_MODEL_PATH=/opt/model/model.{suffix}",
+        f"APP_MODEL_URI=/opt/model/model.{suffix}",
         f"-m {baked.slug} train-demo /opt/model",
         f'CMD ["/opt/venv/bin/python", "-m", "{baked.slug}", "serve"]',
         "USER 10001",

@@ -187,7 +187,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _one_model_source(self) -> Settings:
         if self.model_path is not None and self.model_uri:
-            raise ValueError("set APP_MODEL_URI or APP_MODEL_PATH, not both")
+            raise ValueError("set APP_MODEL_URI or APP_MODEL_PATH (its older name), not both")
         return self
 
     @model_validator(mode="after")

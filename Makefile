@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## Create .venv with the template's pinned tooling
 
+# Three workers on two cores: the container and model-store tests spend minutes waiting on
+# downloads and image builds, and a third worker keeps both cores busy meanwhile.
+TEST_WORKERS ?= 3
+
 test: $(STAMP)  ## Every test: bake all variants, lint them, install, boot and probe
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 test-fast: $(STAMP)  ## Only the static part: bake, leftovers, file sets, linters, hooks
 	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=15

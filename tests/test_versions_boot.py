@@ -129,6 +129,33 @@ save("mlflow-pickle", None, examples=[], data=pickle.dumps(logistic(0.8)), artif
 )
 """
 
+# The ONNX variant: two versions of the same signature, exported by the project's own `export`.
+TRAIN_ONNX = r"""
+import json, sys
+from pathlib import Path
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from {slug}.model.onnx import export
+
+out = Path(sys.argv[1])
+iris = load_iris()
+x, y = iris.data.astype(np.float32), iris.target_names[iris.target]
+names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+probe = x[[0, 60, 120]]
+for version, c in (("iris-onnx-1", 1.0), ("iris-onnx-2", 0.3)):
+    model = LogisticRegression(C=c, max_iter=1000).fit(x, y)
+    folder = out / version
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(export(model))
+    examples = [
+        {{"instance": row.tolist(), "prediction": str(label)}}
+        for row, label in zip(probe, model.predict(probe))
+    ]
+    sidecar = {{"version": version, "features": names, "examples": examples}}
+    (folder / "model.json").write_text(json.dumps(sidecar))
+"""
+
 
 # --- processes this module starts: moto's S3 server and the MLflow registry ------------------
 
@@ -314,12 +341,21 @@ def registry_requirements() -> list[str]:
     return requirements
 
 
+@dataclass
+class Launched:
+    server: Process
+    url: str
+    installed_s: float
+    started: float
+
+
 @pytest.fixture(scope="module")
-def registry(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """One MLflow server for the module, from an environment of its own (made once per run)."""
+def registry_server(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
+    """One MLflow server for the module, from an environment of its own (made once per run).
+    It takes a while to import; the project fixture launches it early, the test waits for it."""
     started = time.monotonic()
     python = shared_venv(run_dir / "venvs", registry_requirements(), "[mlflow registry]")
-    installed = time.monotonic() - started
+    installed_s = time.monotonic() - started
     folder = tmp_path_factory.mktemp("mlflow")
     port = free_port()
     command = [
@@ -336,16 +372,23 @@ def registry(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "--workers",
         "1",
     ]
-    server = launch(command, folder, "mlflow")
+    # No job runner: a second process importing MLflow, for jobs the registry never runs.
+    server = launch(command, folder, "mlflow", {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     try:
-        url = f"http://127.0.0.1:{port}"
-        took = wait_answering(server, f"{url}/health", deadline_s=180)
-        print(
-            f"\n[versions] MLflow: environment {installed:.1f} s, server answered in {took:.1f} s"
-        )
-        yield Registry(server, url)
+        yield Launched(server, f"http://127.0.0.1:{port}", installed_s, time.monotonic())
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def registry(registry_server: Launched) -> Registry:
+    launched = registry_server
+    wait_answering(launched.server, f"{launched.url}/health", deadline_s=240)
+    print(
+        f"\n[versions] MLflow: its environment made in {launched.installed_s:.1f} s, the server "
+        f"answered {time.monotonic() - launched.started:.1f} s after its launch"
+    )
+    return Registry(launched.server, launched.url)
 
 
 # --- the baked project, installed once per variant --------------------------------------------
@@ -391,8 +434,10 @@ def installed(cookies: Any, run_dir: Path, **context: Any) -> Project:
     full = {**os.environ, **env}
     models = baked.path / "versions"
     (baked.path / "data").mkdir(exist_ok=True)
+    onnx = context.get("model_framework") == "onnx"
+    script = TRAIN_ONNX.format(slug=baked.slug) if onnx else TRAIN
     run(
-        [str(python), "-c", TRAIN, str(models)],
+        [str(python), "-c", script, str(models)],
         cwd=baked.path,
         what=f"[{baked.name}] train the versions",
         env=full,
@@ -416,8 +461,10 @@ def installed(cookies: Any, run_dir: Path, **context: Any) -> Project:
 
 
 @pytest.fixture(scope="module")
-def jwt_project(cookies_session: Any, run_dir: Path) -> Project:
+def jwt_project(request: pytest.FixtureRequest, cookies_session: Any, run_dir: Path) -> Project:
     """The default variant (sklearn, auth jwt): user `ops` has scope admin, `reader` has not."""
+    if any("registry" in item.fixturenames for item in request.session.items):
+        request.getfixturevalue("registry_server")  # imports while the project installs
     return installed(cookies_session, run_dir, auth="jwt")
 
 
@@ -425,6 +472,12 @@ def jwt_project(cookies_session: Any, run_dir: Path) -> Project:
 def open_project(cookies_session: Any, run_dir: Path) -> Project:
     """The default variant with auth none: no admin routes; polling and SIGHUP remain."""
     return installed(cookies_session, run_dir, auth="none")
+
+
+@pytest.fixture(scope="module")
+def onnx_project(cookies_session: Any, run_dir: Path) -> Project:
+    """The onnx variant with auth none."""
+    return installed(cookies_session, run_dir, auth="none", model_framework="onnx")
 
 
 @pytest.fixture
@@ -901,3 +954,46 @@ def test_sighup_asks_for_a_check(
         assert client.get("/health/ready").status_code == 200
         print(f"\n[versions] SIGHUP: {v2} serves {took:.2f} s after the signal")
         assert time.monotonic() > sent
+
+
+def test_onnx_versions_swap_and_the_protocol_serves_each_kept_version(
+    onnx_project: Project, s3: Store, serve: Callable[..., Service]
+) -> None:
+    project, v1, v2 = onnx_project, "iris-onnx-1", "iris-onnx-2"
+    s3.publish("onnx", project.version(v1))
+    service = serve(
+        project,
+        APP_MODEL_URI=s3.uri("onnx", "model.onnx"),
+        APP_MODEL_POLL_S=str(POLL_S),
+        **s3.env(project.baked.path),
+    )
+    with service.client() as client:
+        assert serving(client) == v1
+        s3.publish("onnx", project.version(v2))
+        took = wait_for(lambda: serving(client) == v2, f"{v2} to serve")
+        print(f"\n[versions] onnx: {v2} serves {took:.2f} s after publishing (poll {POLL_S} s)")
+
+        name = client.get("/model").json()["name"]
+        meta = client.get(f"/v2/models/{name}").json()
+        assert set(meta.get("versions", [])) >= {v1, v2}, meta
+        [tensor] = meta["inputs"]
+        flat = [value for row in ROWS for value in row]
+        body = {
+            "inputs": [
+                {
+                    "name": tensor["name"],
+                    "shape": [3, 4],
+                    "datatype": tensor["datatype"],
+                    "data": flat,
+                }
+            ]
+        }
+        for version in (v1, v2):
+            route = f"/v2/models/{name}/versions/{version}"
+            assert client.get(route).status_code == 200, client.get(route).text
+            assert client.get(f"{route}/ready").status_code == 200
+            answer = client.post(f"{route}/infer", json=body)
+            assert answer.status_code == 200, answer.text
+            assert answer.json().get("model_version") == version, answer.text
+        unknown = client.get(f"/v2/models/{name}/versions/no-such-version")
+        assert unknown.status_code == 404 and unknown.json()["error"], unknown.text

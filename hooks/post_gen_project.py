@@ -47,7 +47,7 @@ OPTIONAL_PATHS: dict[str, tuple[Callable[[Answers], bool], list[str]]] = {
     ),
     "auth": (
         lambda a: a["auth"] != "none",
-        [f"{PACKAGE}/security"],
+        [f"{PACKAGE}/security", f"{PACKAGE}/api/admin.py"],
     ),
     "database": (
         lambda a: a["auth"] in {"jwt", "api_key"},

@@ -1,8 +1,10 @@
 """Shared fixtures: an app built from explicit settings, and a client with valid credentials."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
+{% if cookiecutter.auth != "none" %}
+import itertools
+{%- endif %}
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,21 +92,36 @@ def anonymous(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def auth_headers(anonymous: TestClient{% if cookiecutter.auth == "oidc" %}, provider: IdentityProvider{% endif %}) -> dict[str, str]:
-    """Credentials with the predict scope, of the kind this service uses."""
-{%- if cookiecutter.auth == "jwt" %}
-    anonymous.app.state.auth.users.add("alice", PASSWORD, ["predict"])  # type: ignore[attr-defined]
-    response = anonymous.post("/token", data={"username": "alice", "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-{%- elif cookiecutter.auth == "api_key" %}
-    key = anonymous.app.state.auth.keys.add("tester", ["predict"])  # type: ignore[attr-defined]
-    return {"X-API-Key": key}
-{%- elif cookiecutter.auth == "oidc" %}
-    return {"Authorization": f"Bearer {provider.token()}"}
+def credentials(anonymous: TestClient{% if cookiecutter.auth == "oidc" %}, provider: IdentityProvider{% endif %}) -> Callable[..., dict[str, str]]:
+    """Headers with credentials that grant ``scopes``, of the kind this service uses."""
+{%- if cookiecutter.auth == "none" %}
+    return lambda *scopes: {}
 {%- else %}
-    return {}
+    # The first caller has the name that the auth kind's own tests use.
+    names = itertools.chain(["{{ {'jwt': 'alice', 'api_key': 'tester'}.get(cookiecutter.auth, 'client-1') }}"], (f"caller-{n}" for n in itertools.count(1)))
+
+    def make(*scopes: str) -> dict[str, str]:
+        name = next(names)
+{%- if cookiecutter.auth == "jwt" %}
+        anonymous.app.state.auth.users.add(name, PASSWORD, list(scopes))  # type: ignore[attr-defined]
+        response = anonymous.post("/token", data={"username": name, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+{%- elif cookiecutter.auth == "api_key" %}
+        key = anonymous.app.state.auth.keys.add(name, list(scopes))  # type: ignore[attr-defined]
+        return {"X-API-Key": key}
+{%- else %}
+        return {"Authorization": f"Bearer {provider.token(' '.join(scopes), sub=name)}"}
 {%- endif %}
+
+    return make
+{%- endif %}
+
+
+@pytest.fixture
+def auth_headers(credentials: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """Credentials with the predict scope, of the kind this service uses."""
+    return credentials("predict")
 
 
 @pytest.fixture

@@ -11,12 +11,14 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.model.loader import SUFFIX
 from {{ cookiecutter.project_slug }}.observability.multiprocess import (
     ENV,
     prepare_multiprocess_dir,
 )
 
 from .conftest import IRIS_ROW
+from .test_versions import publish, reload, train
 
 
 def _sample(text: str, prefix: str) -> float:
@@ -55,6 +57,30 @@ def test_model_info_and_metric_names(client: TestClient) -> None:
     ):
         assert name in text, name
     assert 'framework="{{ cookiecutter.model_framework }}"' in text
+
+
+def _model_info(text: str, version: str) -> float:
+    found = [line for line in text.splitlines() if line.startswith("model_info{")]
+    return _sample("\n".join(line for line in found if f'version="{version}"' in line), "model")
+
+
+def test_model_info_follows_a_new_version_and_reloads_are_counted(
+    make_settings: Any, tmp_path: Path
+) -> None:
+    artifact = tmp_path / f"iris{SUFFIX}"
+    publish(artifact, train(1.0), "m1")
+    with TestClient(create_app(make_settings(model_path=artifact))) as client:
+        before = client.get("/metrics").text
+        assert _model_info(before, "m1") == 1
+        publish(artifact, train(0.5), "m2")
+        assert reload(client).result == "loaded"
+        after = client.get("/metrics").text
+    assert (_model_info(after, "m1"), _model_info(after, "m2")) == (0, 1)
+    loaded = 'model_reloads_total{result="loaded"}'
+    assert _sample(after, loaded) - _sample(before, loaded) == 1
+    assert 'model_reloads_total{result="refused"}' in after
+    assert _sample(after, "model_load_duration_seconds_count") >= 1
+    assert _sample(after, "model_version_serving_since_seconds") > 0
 
 
 def test_the_batch_size_limit_is_the_one_model_reports(client: TestClient) -> None:

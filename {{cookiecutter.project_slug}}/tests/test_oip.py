@@ -177,6 +177,27 @@ def test_unknown_model_is_404(client: TestClient) -> None:
     assert client.get("/v2/models/nope").status_code == 404
 
 
+def test_versioned_routes_serve_a_kept_version_and_404_another(client: TestClient) -> None:
+    name = _name(client)
+    version = client.get("/model").json()["version"]
+    assert client.get(f"/v2/models/{name}").json()["versions"] == [version]
+    base = f"/v2/models/{name}/versions/{version}"
+    assert client.get(base).json()["versions"] == [version]
+    assert client.get(f"{base}/ready").json() == {"name": name, "ready": True}
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}
+    response = client.post(f"{base}/infer", json={"inputs": [tensor]})
+    assert response.status_code == 200, response.text
+    assert response.json()["model_version"] == version
+    unknown = f"/v2/models/{name}/versions/nope"
+    for response in (
+        client.get(unknown),
+        client.get(f"{unknown}/ready"),
+        client.post(f"{unknown}/infer", json={"inputs": [tensor]}),
+    ):
+        assert response.status_code == 404
+        assert list(response.json()) == ["error"]
+
+
 def test_openapi_documents_infer_like_the_other_model_routes(client: TestClient) -> None:
     """infer reads its body and credentials itself; its documentation must not suffer."""
     paths = client.get("/openapi.json").json()["paths"]

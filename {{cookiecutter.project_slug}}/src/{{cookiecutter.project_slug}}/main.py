@@ -6,6 +6,9 @@ from fastapi import FastAPI
 
 from . import __version__
 from .access import document_security
+{%- if cookiecutter.auth != "none" %}
+from .api.admin import install as install_admin
+{%- endif %}
 {%- if cookiecutter.use_open_inference_protocol %}
 from .api.oip import install as install_oip
 {%- endif %}
@@ -33,6 +36,7 @@ INSTALLERS: tuple[Installer, ...] = (
     install_service,  # the model's lifespan, /predict, /model, health, docs, errors, body limit
 {%- if cookiecutter.auth != "none" %}
     install_auth,
+    install_admin,  # model versions by hand: scope admin
 {%- endif %}
     install_quota,  # charges the principal that auth found, or the client address
 {%- if cookiecutter.use_open_inference_protocol %}

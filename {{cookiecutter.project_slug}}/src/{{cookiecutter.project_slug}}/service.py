@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -11,7 +13,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 import numpy as np
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -23,10 +24,11 @@ from .errors import install_error_handlers, validation_details
 from .fast_path import install_fast_path
 from .middleware import BodySizeLimit
 from .model.base import ModelError, ModelLoadError, Predictor, Rows
-from .model.loader import load_predictor
 from .model.runner import InferenceRunner
 from .model.signature import reference_example
 from .model.sizing import BatchPlan, plan_batches
+from .model.source import open_source
+from .model.versions import ModelVersions, check_on_hangup
 from .settings import Settings
 from .state import ServiceState, drain_on_signals
 from .wiring import Lifespan
@@ -124,22 +126,28 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
     """The model's lifespan, /predict, /model, health, docs, error handlers and the body limit."""
     state: ServiceState = app.state.service
 
+    def make_runner(predictor: Predictor, batching: BatchPlan) -> InferenceRunner:
+        return InferenceRunner(
+            predictor,
+            max_rows=settings.max_rows,
+            max_concurrency=settings.max_concurrency,
+            max_queue=settings.max_queue,
+            timeout_s=settings.inference_timeout_s,
+            batching=batching,
+            max_batch_wait_ms=settings.max_batch_wait_ms,
+            observer=state.observer,
+        )
+
+    def prepare(predictor: Predictor, artifact: Path | None) -> BatchPlan:
+        return warm_up(predictor, settings.max_rows, artifact, settings.max_batch_size)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            predictor = await anyio.to_thread.run_sync(
-                load_predictor, settings.model_path, settings.model_name, settings
-            )
-            batching = await anyio.to_thread.run_sync(
-                warm_up,
-                predictor,
-                settings.max_rows,
-                settings.model_path,
-                settings.max_batch_size,
-            )
-            if state.observer is not None:
-                await anyio.to_thread.run_sync(state.observer.model_loaded, predictor)
-                state.observer.batching_chosen(batching)
+            source = open_source(settings)
+            versions = ModelVersions(state, settings, source, prepare, make_runner)
+            versions.events = state.version_events
+            version = await versions.start()
             # Everything loaded so far (libraries, the model) lives as long as the process.
             # Freezing it keeps the garbage collector from walking it again and again under
             # load: those full collections paused every request for tens of milliseconds.
@@ -151,33 +159,28 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
         except Exception as exc:  # a model this service does not know how to describe
             logger.error("cannot load the model: %s: %s", type(exc).__name__, exc, exc_info=exc)
             raise ModelLoadError(f"{type(exc).__name__}: {exc}") from exc
-        runner = InferenceRunner(
-            predictor,
-            max_rows=settings.max_rows,
-            max_concurrency=settings.max_concurrency,
-            max_queue=settings.max_queue,
-            timeout_s=settings.inference_timeout_s,
-            batching=batching,
-            max_batch_wait_ms=settings.max_batch_wait_ms,
-            observer=state.observer,
-        )
         ready = {
-            "model": predictor.metadata.name,
-            "version": predictor.metadata.version,
-            "batching": batching.describe(),
+            "model": version.runner.predictor.metadata.name,
+            "version": version.name,
+            "batching": version.runner.batching.describe(),
         }
+        state.versions = versions
+        polling = None
+        if settings.model_poll_s > 0:
+            polling = asyncio.get_running_loop().create_task(versions.poll())
         try:
-            async with runner:
-                state.runner = runner
-                try:
-                    with drain_on_signals(state, settings.drain_delay_s):
-                        logger.info("model ready", extra=ready)
-                        yield
-                finally:
-                    # Before the runner stops: from here on a late request gets 503, not 500.
-                    state.runner = None
+            with drain_on_signals(state, settings.drain_delay_s), check_on_hangup(versions):
+                logger.info("model ready", extra=ready)
+                yield
         finally:
             state.draining = True
+            if polling is not None:
+                polling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await polling
+            # Before the runners stop: from here on a late request gets 503, not 500.
+            state.runner = None
+            await versions.close()
 
     document_model(app, state)
     state.documenters.append(predict.document)

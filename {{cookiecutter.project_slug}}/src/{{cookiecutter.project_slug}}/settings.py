@@ -48,7 +48,33 @@ class Settings(BaseSettings):
     # Model
     model_path: Path | None = Field(
         default=None,
-        description="Model artifact to serve; empty serves the demo model trained at start-up.",
+        description="Model artifact to serve (a local file); empty serves the demo model.",
+    )
+    model_uri: str = Field(
+        default="",
+        description="Where the model is published instead: a path, s3://bucket/key, "
+        "https://host/path or models:/<name>@<alias> (an MLflow registry, MLFLOW_TRACKING_URI).",
+    )
+    model_sha256: str = Field(
+        default="",
+        pattern=r"^([0-9a-fA-F]{64})?$",
+        description="The SHA-256 the artifact's bytes must have; empty: not checked.",
+    )
+    model_cache_dir: Path | None = Field(
+        default=None,
+        description="Downloaded artifacts, by content digest; empty: a folder in the temp dir.",
+    )
+    model_poll_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Check the model's source for a new version this often (0: never).",
+    )
+    model_keep_versions: int = Field(
+        default=2, ge=1, description="Versions kept loaded (current and previous), for rollback."
+    )
+    model_allow_signature_change: bool = Field(
+        default=False,
+        description="Let a new version change the features, types or classes callers send.",
     )
     model_name: str = Field(
         default="{{ cookiecutter.project_slug.replace('_', '-') }}",
@@ -157,6 +183,12 @@ class Settings(BaseSettings):
         if not value.startswith(("memory://", "redis://", "rediss://")):
             raise ValueError("must be memory:// or a redis:// (rediss://) URL")
         return value
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> Settings:
+        if self.model_path is not None and self.model_uri:
+            raise ValueError("set APP_MODEL_URI or APP_MODEL_PATH, not both")
+        return self
 
     @model_validator(mode="after")
     def _tls_files_go_together(self) -> Settings:

@@ -1,5 +1,5 @@
-"""What the routes share at run time: the model's runner, the drain flag, and the installed
-guard, quota and observer."""
+"""What the routes share at run time: the model's runner and versions, the drain flag, and
+the installed guard, quota and observer."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .model.runner import InferenceObserver, InferenceRunner
 
 if TYPE_CHECKING:
     from .access import Guard, Quota
+    from .model.versions import ModelVersions, VersionEvents
 
 # Completes the OpenAPI document for the model being served (its request schemas, say).
 Documenter = Callable[[dict[str, Any], InferenceRunner], None]
@@ -31,6 +32,10 @@ class ServiceState:
     guard: Guard | None = None
     quota: Quota | None = None
     observer: InferenceObserver | None = None
+    # The loaded model versions (the current one's runner is ``runner``), and who is told
+    # when they change.
+    versions: ModelVersions | None = None
+    version_events: VersionEvents | None = None
     # Complete the OpenAPI document once the model is loaded (see docs.py).
     documenters: list[Documenter] = field(default_factory=list)
 

@@ -193,13 +193,27 @@ async def server_ready(request: Request) -> JSONResponse:
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
-def _runner(request: Request, name: str) -> InferenceRunner:
+def _runner(request: Request, name: str, version: str | None = None) -> InferenceRunner:
+    """The serving version's runner, or that of ``version`` if it is one of those kept."""
     state = service_state(request)
-    if state.runner is None:
+    runner = state.runner
+    if runner is None:
         raise OipProblem(503, "the model is not ready")
-    if name != state.runner.predictor.metadata.name:
+    if name != runner.predictor.metadata.name:
         raise OipProblem(404, f"unknown model {name!r}")
-    return state.runner
+    if version is None or version == runner.predictor.metadata.version:
+        return runner
+    kept = None if state.versions is None else state.versions.find(version)
+    if kept is None:
+        raise OipProblem(404, f"unknown version {version!r} of model {name!r}")
+    return kept.runner
+
+
+def _kept_versions(request: Request, current: str) -> list[str]:
+    """The serving version first, then the others kept loaded."""
+    versions = service_state(request).versions
+    others = [] if versions is None else [v.name for v in versions.kept if v.name != current]
+    return [current, *others]
 
 
 def _tensors(meta: ModelMetadata) -> tuple[list[TensorMetadata], list[TensorMetadata]]:
@@ -248,15 +262,34 @@ def _label_type(meta: ModelMetadata) -> str:
     openapi_extra=PREDICT,
 )
 async def model_metadata(name: str, request: Request) -> ModelMetadataResponse | JSONResponse:
+    return _metadata(request, name, None)
+
+
+@model_router.get(
+    "/{name}/versions/{version}",
+    response_model=ModelMetadataResponse,
+    responses=_errors(404, 503),
+    openapi_extra=PREDICT,
+)
+async def version_metadata(
+    name: str, version: str, request: Request
+) -> ModelMetadataResponse | JSONResponse:
+    """One of the versions kept loaded (see ``GET /v2/models/{name}``'s ``versions``)."""
+    return _metadata(request, name, version)
+
+
+def _metadata(
+    request: Request, name: str, version: str | None
+) -> ModelMetadataResponse | JSONResponse:
     try:
-        runner = _runner(request, name)
+        runner = _runner(request, name, version)
     except OipProblem as exc:
         return problem_response(exc)
     meta = runner.predictor.metadata
     inputs, outputs = _tensors(meta)
     return ModelMetadataResponse(
         name=meta.name,
-        versions=[meta.version],
+        versions=[meta.version] if version else _kept_versions(request, meta.version),
         platform=meta.framework,
         inputs=inputs,
         outputs=outputs,
@@ -270,6 +303,23 @@ async def model_ready(name: str, request: Request) -> JSONResponse:
     state = service_state(request)
     if state.runner is not None and name != state.runner.predictor.metadata.name:
         return problem_response(OipProblem(404, f"unknown model {name!r}"))
+    ready = state.ready
+    return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
+
+
+@model_router.get(
+    "/{name}/versions/{version}/ready",
+    response_model=ModelReadiness,
+    responses=_errors(404),
+    openapi_extra=PREDICT,
+)
+async def version_ready(name: str, version: str, request: Request) -> JSONResponse:
+    state = service_state(request)
+    try:
+        _runner(request, name, version)
+    except OipProblem as exc:
+        if exc.status_code == 404:
+            return problem_response(exc)
     ready = state.ready
     return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
 
@@ -368,10 +418,24 @@ def _flatten(data: list[Any]) -> list[Any]:
     return flat
 
 
+INFER_ERRORS = _errors(400, 404, 413, 415, 500, 503, 504)
+
+
+@inference_router.post(
+    "/{name}/versions/{version}/infer",
+    response_model=InferenceResponse,
+    responses=INFER_ERRORS,
+    openapi_extra={**json_body(InferenceRequest), **PREDICT},
+)
+async def infer_version(name: str, version: str, request: Request) -> JSONResponse:
+    """``infer`` on one of the versions kept loaded."""
+    return await _infer(request, name, version)
+
+
 @inference_router.post(
     "/{name}/infer",
     response_model=InferenceResponse,
-    responses=_errors(400, 404, 413, 415, 500, 503, 504),
+    responses=INFER_ERRORS,
     openapi_extra={**json_body(InferenceRequest), **PREDICT},
 )
 async def infer(name: str, request: Request) -> JSONResponse:
@@ -383,9 +447,13 @@ async def infer(name: str, request: Request) -> JSONResponse:
     ``application/octet-stream``. Those are read as JSON; the types a browser may send to
     any site (forms, text) are refused with 415.
     """
+    return await _infer(request, name, None)
+
+
+async def _infer(request: Request, name: str, version: str | None) -> JSONResponse:
     await admit(request, "predict")
     try:
-        runner = _runner(request, name)
+        runner = _runner(request, name, version)
     except OipProblem as exc:
         return problem_response(exc)
     if not json_content_type(request, OIP_CONTENT_TYPES):
@@ -578,8 +646,9 @@ def _value_type(datatype: str, feature: Feature) -> Any:
 
 def document(openapi: dict[str, Any], runner: InferenceRunner) -> None:
     """Show this model's own request schema for the infer route."""
-    operation = openapi["paths"]["/v2/models/{name}/infer"]["post"]
-    operation.update(json_body(request_model(runner.predictor.metadata, runner.max_rows)))
+    body = json_body(request_model(runner.predictor.metadata, runner.max_rows))
+    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+        openapi["paths"][path]["post"].update(body)
 
 
 def is_oip(request: Request) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,6 +38,8 @@ class ModelMetadata:
     description: str | None = None
     # The metadata file's ``examples``: instances the model must answer (as given, if given).
     examples: tuple[Example, ...] = ()
+    # Where the artifact lies (a local file or its cached download), for the files beside it.
+    artifact: Path | None = None
 
     @property
     def features(self) -> list[str]:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import signature
 from .base import ModelLoadError, Predictor
 from .demo import DEMO_SIDECAR
-from .{{ cookiecutter.model_framework }} import SUFFIX, demo_bytes, load_bytes
+from .{{ cookiecutter.model_framework }} import SUFFIX, demo_bytes, export, load_bytes
 
 if TYPE_CHECKING:
     from ..settings import Settings
+    from .source import Fetched
+
+__all__ = ["SUFFIX", "demo_bytes", "export", "load_fetched", "load_predictor", "write_demo"]
 
 
 def load_predictor(path: Path | None, name: str, settings: Settings | None = None) -> Predictor:
@@ -26,6 +30,14 @@ def load_predictor(path: Path | None, name: str, settings: Settings | None = Non
     except OSError as exc:
         raise ModelLoadError(f"cannot read model file {path}: {exc.strerror or exc}") from exc
     return load_bytes(data, name, signature.read_sidecar(path), str(path), settings)
+
+
+def load_fetched(fetched: Fetched, name: str, settings: Settings | None = None) -> Predictor:
+    """Load what a model source gave (see ``source.py``); its metadata remember where the
+    artifact lies, for what is read from beside it (the reference statistics)."""
+    predictor = load_bytes(fetched.data, name, fetched.sidecar, fetched.where, settings)
+    predictor.metadata = replace(predictor.metadata, artifact=fetched.artifact)
+    return predictor
 
 
 def write_demo(directory: Path) -> Path:

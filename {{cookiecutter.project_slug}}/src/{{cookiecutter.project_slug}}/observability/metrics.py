@@ -86,6 +86,21 @@ MODEL_INFO = Gauge(
     ["name", "version", "framework"],
     multiprocess_mode="max",
 )
+MODEL_RELOADS = Counter(
+    "model_reloads", "Checks of the model's source that found a new version.", ["result"]
+)
+MODEL_LOAD_DURATION = Histogram(
+    "model_load_duration_seconds",
+    "Time to fetch, load, warm up and check a model version.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+# "max" across workers: the latest swap of any of them.
+SERVING_SINCE = Gauge(
+    "model_version_serving_since_seconds",
+    "Unix time the serving model version started serving.",
+    multiprocess_mode="max",
+)
+RELOAD_RESULTS = ("loaded", "refused", "failed")
 
 _REJECTED_BY_REASON = {reason: REJECTED.labels(reason=reason) for reason in REJECTION_REASONS}
 
@@ -102,8 +117,9 @@ class PrometheusObserver:
         record_model(predictor.metadata)
         settings = self._settings
         path = settings.reference_path
-        if path is None and settings.model_path is not None:
-            path = default_path(settings.model_path)
+        artifact = predictor.metadata.artifact
+        if path is None and artifact is not None:
+            path = default_path(artifact)
         found = load_reference(predictor, path, explicit=settings.reference_path is not None)
         self._monitor = ModelMonitor(predictor, found, settings.monitor_max_features)
 
@@ -127,6 +143,27 @@ class PrometheusObserver:
     def rejected(self, reason: str) -> None:
         counter = _REJECTED_BY_REASON.get(reason)
         (counter or REJECTED.labels(reason=reason)).inc()
+
+
+class VersionMetrics:
+    """model_info follows the serving version; reloads and load times are counted."""
+
+    def __init__(self) -> None:
+        for result in RELOAD_RESULTS:  # at 0 before the first, for rate() and alerts
+            MODEL_RELOADS.labels(result=result)
+
+    def version_serving(self, current: ModelMetadata, previous: ModelMetadata | None) -> None:
+        if previous is not None and previous.version != current.version:
+            MODEL_INFO.labels(
+                name=previous.name, version=previous.version, framework=previous.framework
+            ).set(0)
+        record_model(current)
+        SERVING_SINCE.set(time.time())
+
+    def reload_done(self, result: str, seconds: float | None) -> None:
+        MODEL_RELOADS.labels(result=result).inc()
+        if seconds is not None:
+            MODEL_LOAD_DURATION.observe(seconds)
 
 
 def record_model(metadata: ModelMetadata) -> None:
@@ -214,6 +251,7 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
     """Count requests and inferences, and serve them on /metrics (no credentials)."""
     state: ServiceState = app.state.service
     state.observer = PrometheusObserver(settings)
+    state.version_events = VersionMetrics()
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_middleware(MetricsMiddleware)
     return on_exit(mark_worker_exit)

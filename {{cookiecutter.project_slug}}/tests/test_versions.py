@@ -1,0 +1,349 @@
+"""Model versions: new ones checked before they serve, old ones kept, rollback, polling.
+
+Real files and real models, trained here on the iris data that scikit-learn ships.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.model.base import ModelLoadError
+from {{ cookiecutter.project_slug }}.model.loader import SUFFIX, export
+from {{ cookiecutter.project_slug }}.model.versions import Check, ModelVersions, NoEarlierVersion
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def train(c: float = 1.0, n_features: int = 4) -> bytes:
+    """An iris classifier on the first ``n_features`` measurements, as this service's artifact."""
+    iris = load_iris()
+    labels = iris.target_names[iris.target]
+    model = LogisticRegression(C=c, max_iter=1000).fit(iris.data[:, :n_features], labels)
+    return export(model)
+
+
+def publish(
+    artifact: Path, data: bytes, version: str, n_features: int = 4, **metadata: Any
+) -> None:
+    """Put a version in place as a deploy pipeline would: metadata first, then the artifact
+    (each written whole, then renamed)."""
+    sidecar = {"version": version, "features": FEATURES[:n_features], **metadata}
+    for path, content in (
+        (artifact.with_suffix(".json"), json.dumps(sidecar).encode()),
+        (artifact, data),
+    ):
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_bytes(content)
+        temporary.replace(path)
+
+
+def wait_for(condition: Callable[[], bool], deadline_s: float = 20) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    path = tmp_path / "models" / f"iris{SUFFIX}"
+    path.parent.mkdir()
+    publish(path, train(1.0), "v1")
+    return path
+
+
+@pytest.fixture
+def serve(make_settings: Any, artifact: Path) -> Iterator[Callable[..., TestClient]]:
+    """A started service on ``artifact``, with extra settings."""
+    clients: list[TestClient] = []
+
+    def start(**settings: Any) -> TestClient:
+        values = {"model_path": artifact, "model_cache_dir": artifact.parent / "cache"}
+        client = TestClient(create_app(make_settings(**values | settings)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def versions_of(client: TestClient) -> ModelVersions:
+    versions = client.app.state.service.versions  # type: ignore[attr-defined]
+    assert isinstance(versions, ModelVersions)
+    return versions
+
+
+def reload(client: TestClient) -> Check:
+    """Check the source now, as SIGHUP and POST /admin/model/reload do."""
+    check: Check = client.portal.call(versions_of(client).check)  # type: ignore[union-attr]
+    return check
+
+
+def predicted_version(client: TestClient, headers: dict[str, str]) -> str:
+    response = client.post("/predict", json={"instances": [ROW]}, headers=headers)
+    assert response.status_code == 200, response.text
+    version: str = response.json()["model_version"]
+    assert response.headers["X-Model-Version"] == version
+    return version
+
+
+def test_a_new_version_serves_and_the_old_one_stays_loaded(
+    serve: Callable[..., TestClient], artifact: Path, auth_headers: dict[str, str]
+) -> None:
+    client = serve()
+    assert predicted_version(client, auth_headers) == "v1"
+    publish(artifact, train(0.5), "v2")
+    check = reload(client)
+    assert (check.result, check.version) == ("loaded", "v2")
+    assert predicted_version(client, auth_headers) == "v2"
+    described = versions_of(client).describe()
+    assert described["current"] == "v2"
+    assert [(v["version"], v["serving"]) for v in described["versions"]] == [
+        ("v1", False),
+        ("v2", True),
+    ]
+    assert reload(client).result == "unchanged"
+
+
+def test_rollback_needs_no_download_and_polling_does_not_undo_it(
+    serve: Callable[..., TestClient],
+    artifact: Path,
+    auth_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = serve(model_poll_s=0.05)
+    publish(artifact, train(0.5), "v2")
+    wait_for(lambda: predicted_version(client, auth_headers) == "v2")
+    versions = versions_of(client)
+    looks, fetches = watch(versions, monkeypatch)
+    current, previous = client.portal.call(versions.rollback)  # type: ignore[union-attr]
+    assert (current.name, previous.name) == ("v1", "v2")
+    assert predicted_version(client, auth_headers) == "v1"
+    seen = len(looks)
+    wait_for(lambda: len(looks) >= seen + 3)  # polling looked at the source three more times
+    assert predicted_version(client, auth_headers) == "v1"
+    assert fetches == []
+
+
+def test_polling_picks_up_a_changed_file(
+    serve: Callable[..., TestClient], artifact: Path, auth_headers: dict[str, str]
+) -> None:
+    client = serve(model_poll_s=0.05)
+    publish(artifact, train(0.5), "v2")
+    wait_for(lambda: predicted_version(client, auth_headers) == "v2")
+    assert versions_of(client).last_check is not None
+
+
+def watch(versions: ModelVersions, monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
+    """Count how often the source is looked at (its token) and read (fetched) from now on."""
+    looks: list[int] = []
+    fetches: list[int] = []
+    for name, calls in (("token", looks), ("fetch", fetches)):
+        call = getattr(versions.source, name)
+
+        def counted(call: Callable[[], Any] = call, calls: list[int] = calls) -> Any:
+            calls.append(1)
+            return call()
+
+        monkeypatch.setattr(versions.source, name, counted)
+    return looks, fetches
+
+
+def pickled(artifact: Path) -> None:
+    artifact.write_bytes(pickle.dumps({"not": "a model"}))
+
+
+def truncated(artifact: Path) -> None:
+    data = train(0.5)
+    publish(artifact, data[: len(data) // 2], "v2")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda a: publish(a, train(1.0, 3), "v2", n_features=3), "features"),
+        (
+            lambda a: publish(a, train(0.5), "v2", examples=[{"instance": ROW, "prediction": "x"}]),
+            "should be answered",
+        ),
+        (lambda a: publish(a, train(0.5), "v1"), "already loaded with other bytes"),
+        (lambda a: publish(a, train(0.5), "v2", colour="blue"), "metadata"),
+        (truncated, ""),
+        (pickled, "pickle"),
+    ],
+    ids=["other-features", "failing-example", "reused-name", "bad-metadata", "truncated", "pickle"],
+)
+def test_a_candidate_that_fails_a_check_is_refused_and_the_old_version_serves(
+    serve: Callable[..., TestClient],
+    artifact: Path,
+    auth_headers: dict[str, str],
+    change: Callable[[Path], None],
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = serve()
+    change(artifact)
+    with caplog.at_level(logging.WARNING):
+        check = reload(client)
+    assert check.result == "refused"
+    assert reason in (check.reason or "")
+    assert [r for r in caplog.records if r.getMessage() == "model version refused"]
+    assert predicted_version(client, auth_headers) == "v1"
+    assert [v.name for v in versions_of(client).kept] == ["v1"]
+
+
+def test_a_digest_mismatch_is_refused(
+    serve: Callable[..., TestClient], artifact: Path, auth_headers: dict[str, str]
+) -> None:
+    client = serve(model_sha256=hashlib.sha256(artifact.read_bytes()).hexdigest())
+    publish(artifact, train(0.5), "v2")
+    check = reload(client)
+    assert check.result == "refused"
+    assert "APP_MODEL_SHA256" in (check.reason or "")
+    assert predicted_version(client, auth_headers) == "v1"
+
+
+def test_polling_does_not_load_a_refused_version_again(
+    serve: Callable[..., TestClient], artifact: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = serve(model_poll_s=0.05)
+    publish(artifact, train(1.0, 3), "v2", n_features=3)
+    versions = versions_of(client)
+    wait_for(lambda: versions.last_check is not None and versions.last_check.result == "refused")
+    looks, fetches = watch(versions, monkeypatch)
+    wait_for(lambda: len(looks) >= 3)
+    assert fetches == []
+
+
+def test_a_signature_change_serves_when_allowed(
+    serve: Callable[..., TestClient], artifact: Path, auth_headers: dict[str, str]
+) -> None:
+    client = serve(model_allow_signature_change=True)
+    publish(artifact, train(1.0, 3), "v2", n_features=3)
+    assert reload(client).result == "loaded"
+    response = client.post("/predict", json={"instances": [ROW[:3]]}, headers=auth_headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["model_version"] == "v2"
+
+
+def test_one_kept_version_leaves_nothing_to_roll_back_to(
+    serve: Callable[..., TestClient], artifact: Path, auth_headers: dict[str, str]
+) -> None:
+    client = serve(model_keep_versions=1)
+    publish(artifact, train(0.5), "v2")
+    assert reload(client).result == "loaded"
+    versions = versions_of(client)
+    assert [v.name for v in versions.kept] == ["v2"]
+    with pytest.raises(NoEarlierVersion):
+        client.portal.call(versions.rollback)  # type: ignore[union-attr]
+    assert predicted_version(client, auth_headers) == "v2"
+
+
+def test_a_missing_file_is_a_failed_check_not_a_refusal(
+    serve: Callable[..., TestClient], artifact: Path, auth_headers: dict[str, str]
+) -> None:
+    client = serve()
+    artifact.unlink()
+    check = reload(client)
+    assert check.result == "failed"
+    assert predicted_version(client, auth_headers) == "v1"
+
+
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [
+        ("ftp://example.invalid/model", "unknown scheme"),
+        ("models:/iris", "models:/<name>@<alias>"),
+        ("s3://", "names no file"),
+        ("missing/model.bin", "no model at"),
+    ],
+)
+def test_a_bad_uri_stops_start_up_with_one_line(
+    make_settings: Any, tmp_path: Path, uri: str, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(model_uri=uri, model_cache_dir=tmp_path / "cache")
+    with (
+        caplog.at_level(logging.ERROR),
+        pytest.raises(ModelLoadError, match=said),
+        TestClient(create_app(settings)),
+    ):
+        pass
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(lines) == 1
+    assert lines[0].startswith("cannot load the model: ")
+    assert "\n" not in lines[0]
+
+
+def test_model_path_and_model_uri_together_are_refused(make_settings: Any, artifact: Path) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        make_settings(model_path=artifact, model_uri=str(artifact))
+
+
+def test_a_model_uri_path_serves_like_model_path(
+    make_settings: Any, artifact: Path, auth_headers: dict[str, str]
+) -> None:
+    settings = make_settings(model_uri=str(artifact))
+    with TestClient(create_app(settings)) as client:
+        assert predicted_version(client, auth_headers) == "v1"
+{%- if cookiecutter.auth != "none" %}
+
+
+def test_admin_routes_need_the_admin_scope(
+    serve: Callable[..., TestClient], credentials: Callable[..., dict[str, str]]
+) -> None:
+    client = serve()
+    predict_only = credentials("predict")
+    for method, path in (
+        ("GET", "/admin/model"),
+        ("POST", "/admin/model/reload"),
+        ("POST", "/admin/model/rollback"),
+    ):
+        assert client.request(method, path).status_code == 401
+        assert client.request(method, path, headers=predict_only).status_code == 403
+
+
+def test_admin_routes_reload_show_and_roll_back(
+    serve: Callable[..., TestClient],
+    artifact: Path,
+    credentials: Callable[..., dict[str, str]],
+) -> None:
+    client = serve()
+    admin = credentials("admin")
+    response = client.post("/admin/model/rollback", headers=admin)
+    assert (response.status_code, response.json()) == (
+        409,
+        {"detail": "no earlier version is loaded"},
+    )
+    publish(artifact, train(1.0, 3), "v2", n_features=3)
+    response = client.post("/admin/model/reload", headers=admin)
+    assert response.status_code == 409
+    assert response.json()["result"] == "refused"
+    assert "features" in response.json()["detail"]
+    publish(artifact, train(0.5), "v3")
+    response = client.post("/admin/model/reload", headers=admin)
+    assert response.status_code == 200, response.text
+    assert (response.json()["result"], response.json()["current"]) == ("loaded", "v3")
+    shown = client.get("/admin/model", headers=admin).json()
+    assert shown["current"] == "v3"
+    assert shown["last_check"]["result"] == "loaded"
+    assert [v["version"] for v in shown["versions"]] == ["v1", "v3"]
+    assert shown["poll_s"] == 0
+    response = client.post("/admin/model/rollback", headers=admin)
+    assert response.json() == {"current": "v1", "previous": "v3"}
+{%- endif %}

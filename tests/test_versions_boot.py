@@ -574,6 +574,16 @@ def log_lines(service: Service) -> list[str]:
     return service.log.read_text(encoding="utf-8", errors="replace").splitlines()
 
 
+def loads_logged(service: Service) -> dict[str, float]:
+    """Seconds of each "model version loaded" line (from the check's start to serving)."""
+    found: dict[str, float] = {}
+    for line in log_lines(service):
+        if '"model version loaded"' in line:
+            record = json.loads(line)
+            found[record["version"]] = float(record["seconds"])
+    return found
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
@@ -677,11 +687,12 @@ def test_start_up_from_s3_and_the_sources_that_stop_it(
     with local.client() as client:
         assert serving(client, login(local, "ops")) == v1
     print(
-        f"\n[versions] start-up to ready: from S3 {from_s3:.2f} s, "
-        f"from a local file {from_file:.2f} s"
+        f"\n[versions] start-up to ready: from S3 {from_s3:.2f} s, from a local file "
+        f"{from_file:.2f} s; the model's load (fetch, check, warm-up) as logged: from S3 "
+        f"{loads_logged(service)[v1]:.3f} s, from the file {loads_logged(local)[v1]:.3f} s"
     )
 
-    # What must stop start-up, each with one line: all three started at once.
+    # What must stop start-up, each with one line, in bounded time: all started at once.
     cases = {
         "wrong digest": (
             {"APP_MODEL_URI": s3.uri("start"), "APP_MODEL_SHA256": "0" * 64, **aws},
@@ -690,6 +701,13 @@ def test_start_up_from_s3_and_the_sources_that_stop_it(
         "missing object": (
             {"APP_MODEL_URI": s3.uri("start", "nothing.skops"), **aws},
             ("nothing.skops",),
+        ),
+        "a store that does not answer": (
+            {
+                "APP_MODEL_URI": s3.uri("start"),
+                **s3.env(project.baked.path, AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}"),
+            },
+            ("reach", "connect", "retr", "answer"),
         ),
         "bad credentials": (
             {
@@ -759,7 +777,10 @@ def test_a_version_published_under_load_fails_no_request_and_only_moves_forward(
         assert admin["last_check"]["result"] == "loaded", admin
         assert reloads(client, "loaded") >= 1
         metrics = client.get("/metrics").text
-        assert re.search(rf'model_info\{{[^}}]*version="{v2}"[^}}]*\}} 1', metrics), metrics[:3000]
+        assert re.search(rf'model_info\{{[^}}]*version="{v2}"[^}}]*\}} 1\.0', metrics), metrics
+        assert re.search(rf'model_info\{{[^}}]*version="{v1}"[^}}]*\}} 0\.0', metrics), metrics
+        for name in ("model_load_duration_seconds_count", "model_version_serving_since_seconds"):
+            assert re.search(rf"^{name}(\{{[^}}]*\}})? ", metrics, re.M), f"no {name}"
 
     first_new = min(a.started + a.seconds for a in answers if a.version == v2)
     steady = [a.seconds for a in answers if a.started < published]
@@ -767,7 +788,9 @@ def test_a_version_published_under_load_fails_no_request_and_only_moves_forward(
     print(
         f"\n[versions] swap under load ({len(load.answers)} clients, {len(answers)} requests, "
         f"0 failed): publish to first answer from the new version {first_new - published:.2f} s "
-        f"(poll {POLL_S} s); p99 steady {1000 * percentile(steady, 0.99):.1f} ms "
+        f"(poll {POLL_S} s), from the check that found it to serving "
+        f"{loads_logged(service)[v2]:.3f} s as logged; "
+        f"p99 steady {1000 * percentile(steady, 0.99):.1f} ms "
         f"({len(steady)} requests), during the swap {1000 * percentile(during, 0.99):.1f} ms "
         f"({len(during)} requests); peak RSS {rss_one:.0f} MB with one version, "
         f"{peak_rss_mb(service.process.pid):.0f} MB with two loaded"
@@ -806,6 +829,11 @@ def test_broken_versions_are_refused_and_the_old_one_goes_on_serving(
             assert serving(client, headers) == v1
             assert client.get("/health/ready").status_code == 200
         assert reloads(client, "loaded") == 0
+        # Polling does not try a refused version again while the source stays as it is.
+        quiet_until = time.monotonic() + 4 * POLL_S
+        while time.monotonic() < quiet_until:
+            assert reloads(client, "refused") == len(broken)
+            time.sleep(0.1)
         logged = [line for line in log_lines(service) if "model version refused" in line]
         assert len(logged) == len(broken), service.output()
         # Only one version was ever loaded: nothing to roll back to.

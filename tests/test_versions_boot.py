@@ -9,13 +9,17 @@ registering it in MLflow and moving the ``champion`` alias.
 
 - start-up from ``s3://`` serves; a wrong digest, a missing object and refused credentials stop
   start-up with one line naming the problem;
-- a version published under a bounded load: every answer is a 200 and the version each client
-  sees only moves forward;
+- a version published under a bounded load (the iris model, and a DataFrame pipeline): every
+  answer is a 200 and the version each client sees only moves forward; readiness stays 200;
 - broken versions (other features, a failing example, truncated bytes, a pickle, a digest that
   is not the pinned one) are refused with the reason, and the old version goes on serving;
-- rollback to the previous version with no download; 401 and 403 for the wrong callers;
+- a version published in two uploads (metadata file, then artifact) never serves old bytes under
+  the new name; rollback to the previous version with no download; 401 and 403 for the wrong
+  callers;
 - ``models:/<name>@champion``: the service follows the alias, and refuses a pickled version;
-- two workers converge on the same version; SIGHUP asks for a check.
+- two workers converge on the same version; SIGHUP asks for a check; with auth none the admin
+  routes are not served;
+- the ONNX variant swaps too, and the protocol's versioned routes serve each kept version.
 
 The measurements the issue asks for (swap time, p99 during a swap against steady state, peak RSS
 with two versions loaded, start-up from S3 against a local file) are printed (see them with
@@ -124,6 +128,37 @@ whole = skops.io.dumps(half)
 save("broken-truncated", half, data=whole[: len(whole) // 2])
 pickled = logistic(0.7)
 save("broken-pickle", pickled, data=pickle.dumps(pickled))
+# A DataFrame pipeline in two versions: numbers and string categories, string classes.
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.preprocessing import OneHotEncoder
+
+rng = np.random.default_rng(0)
+n = 400
+frame = pd.DataFrame({
+    "age": rng.normal(40, 10, n).round(1),
+    "income": rng.normal(50, 15, n).round(2),
+    "plan": rng.choice(["free", "pro", "team"], n),
+    "region": rng.choice(["eu", "us", "apac"], n),
+})
+target = np.where((frame["income"] > 50) ^ (frame["plan"] == "free"), "churn", "stay")
+records = frame.head(3).to_dict(orient="records")
+for version, c in (("churn-1", 1.0), ("churn-2", 0.3)):
+    churn = make_pipeline(
+        ColumnTransformer([
+            ("numbers", StandardScaler(), ["age", "income"]),
+            ("categories", OneHotEncoder(), ["plan", "region"]),
+        ]),
+        LogisticRegression(C=c, max_iter=1000),
+    ).fit(frame, target)
+    folder = out / version
+    folder.mkdir()
+    (folder / "model.skops").write_bytes(skops.io.dumps(churn))
+    answers = churn.predict(pd.DataFrame(records))
+    examples = [{"instance": r, "prediction": str(a)} for r, a in zip(records, answers)]
+    (folder / "model.json").write_text(json.dumps({"version": version, "examples": examples}))
+(out / "churn-rows.json").write_text(json.dumps(frame.iloc[10:14].to_dict(orient="records")))
+
 # An MLflow sklearn flavour as `mlflow.sklearn.log_model` writes it by default: a pickle.
 flavour = logistic(0.8)
 save("mlflow-pickle", flavour, data=pickle.dumps(flavour), artifact="model.pkl")
@@ -609,9 +644,12 @@ class Load:
     """A few client threads posting /predict for as long as it runs, each on its own
     keep-alive connection, recording every answer's status and X-Model-Version in order."""
 
-    def __init__(self, service: Service, headers: dict[str, str], clients: int = 3) -> None:
+    def __init__(
+        self, service: Service, headers: dict[str, str], rows: list[Any], clients: int = 3
+    ) -> None:
         self.service = service
         self.headers = headers
+        self.rows = rows
         self.stop = threading.Event()
         self.answers: list[list[Answer]] = [[] for _ in range(clients)]
         self.threads = [
@@ -624,7 +662,9 @@ class Load:
             while not self.stop.is_set():
                 started = time.monotonic()
                 try:
-                    response = predict(client, self.headers)
+                    response = client.post(
+                        "/predict", json={"instances": self.rows}, headers=self.headers
+                    )
                     status, version = response.status_code, response.headers.get("X-Model-Version")
                 except httpx.HTTPError as exc:
                     status, version = 0, repr(exc)
@@ -726,34 +766,31 @@ def test_start_up_from_s3_and_the_sources_that_stop_it(
         assert any(word in line.lower() for word in words), f"{name}: {line}"
 
 
-def test_a_version_published_under_load_fails_no_request_and_only_moves_forward(
-    jwt_project: Project, s3: Store, serve: Callable[..., Service]
-) -> None:
-    project, v1, v2 = jwt_project, "iris-lr-1", "iris-tree-3"
-    s3.publish("load", project.version(v1))
-    service = serve(
-        project,
-        APP_MODEL_URI=s3.uri("load"),
-        APP_MODEL_POLL_S=str(POLL_S),
-        **s3.env(project.baked.path),
-    )
-    headers = login(service, "ops")
-    rss_one = peak_rss_mb(service.process.pid)
-    order = {v1: 0, v2: 1}
+def swap_under_load(
+    service: Service,
+    headers: dict[str, str],
+    rows: list[Any],
+    publish: Callable[[], None],
+    old: str,
+    new: str,
+) -> str:
+    """Publish ``new`` while clients post ``rows``: every answer is a 200, each client's
+    versions only move forward, readiness stays 200. Returns the measurements, as a line."""
+    order = {old: 0, new: 1}
     readiness: list[int] = []
-    with service.client() as probe, Load(service, headers) as load:
+    with service.client() as probe, Load(service, headers, rows) as load:
         steady_until = time.monotonic() + 3.0  # a steady-state window, measured
         while time.monotonic() < steady_until:
             readiness.append(probe.get("/health/ready").status_code)
             time.sleep(0.1)
         published = time.monotonic()
-        s3.publish("load", project.version(v2))
+        publish()
 
         def swapped() -> bool:
             readiness.append(probe.get("/health/ready").status_code)
-            return any(a.version == v2 for a in load.all())
+            return any(a.version == new for a in load.all())
 
-        wait_for(swapped, f"{v2} to serve")
+        wait_for(swapped, f"{new} to serve")
         after = time.monotonic() + 2.0  # the load goes on over the swap
         while time.monotonic() < after:
             readiness.append(probe.get("/health/ready").status_code)
@@ -767,9 +804,37 @@ def test_a_version_published_under_load_fails_no_request_and_only_moves_forward(
             f"client {client}: an unknown version {set(a.version for a in seen)}"
         )
         assert ranks == sorted(ranks), f"client {client} saw the version go back: {ranks}"
-        assert ranks[-1] == 1, f"client {client} never saw {v2}"
+        assert ranks[-1] == 1, f"client {client} never saw {new}"
     assert set(readiness) == {200}, readiness
 
+    first_new = min(a.started + a.seconds for a in answers if a.version == new)
+    steady = [a.seconds for a in answers if a.started < published]
+    during = [a.seconds for a in answers if published <= a.started <= first_new + 1.0]
+    return (
+        f"{len(load.answers)} clients, {len(answers)} requests, 0 failed; publish to the first "
+        f"answer from the new version {first_new - published:.2f} s (poll {POLL_S} s), from the "
+        f"check that found it to serving {loads_logged(service)[new]:.3f} s as logged; "
+        f"p99 steady {1000 * percentile(steady, 0.99):.1f} ms ({len(steady)} requests), "
+        f"during the swap {1000 * percentile(during, 0.99):.1f} ms ({len(during)} requests)"
+    )
+
+
+def test_a_version_published_under_load_fails_no_request_and_only_moves_forward(
+    jwt_project: Project, s3: Store, serve: Callable[..., Service]
+) -> None:
+    project, v1, v2 = jwt_project, "iris-lr-1", "iris-tree-3"
+    s3.publish("load", project.version(v1))
+    service = serve(
+        project,
+        APP_MODEL_URI=s3.uri("load"),
+        APP_MODEL_POLL_S=str(POLL_S),
+        **s3.env(project.baked.path),
+    )
+    headers = login(service, "ops")
+    rss_one = peak_rss_mb(service.process.pid)
+    measured = swap_under_load(
+        service, headers, ROWS, lambda: s3.publish("load", project.version(v2)), v1, v2
+    )
     with service.client() as client:
         admin = client.get("/admin/model", headers=headers).json()
         assert admin["current"] == v2, admin
@@ -781,19 +846,33 @@ def test_a_version_published_under_load_fails_no_request_and_only_moves_forward(
         assert re.search(rf'model_info\{{[^}}]*version="{v1}"[^}}]*\}} 0\.0', metrics), metrics
         for name in ("model_load_duration_seconds_count", "model_version_serving_since_seconds"):
             assert re.search(rf"^{name}(\{{[^}}]*\}})? ", metrics, re.M), f"no {name}"
-
-    first_new = min(a.started + a.seconds for a in answers if a.version == v2)
-    steady = [a.seconds for a in answers if a.started < published]
-    during = [a.seconds for a in answers if published <= a.started <= first_new + 1.0]
     print(
-        f"\n[versions] swap under load ({len(load.answers)} clients, {len(answers)} requests, "
-        f"0 failed): publish to first answer from the new version {first_new - published:.2f} s "
-        f"(poll {POLL_S} s), from the check that found it to serving "
-        f"{loads_logged(service)[v2]:.3f} s as logged; "
-        f"p99 steady {1000 * percentile(steady, 0.99):.1f} ms "
-        f"({len(steady)} requests), during the swap {1000 * percentile(during, 0.99):.1f} ms "
-        f"({len(during)} requests); peak RSS {rss_one:.0f} MB with one version, "
-        f"{peak_rss_mb(service.process.pid):.0f} MB with two loaded"
+        f"\n[versions] iris swap under load: {measured}; peak RSS {rss_one:.0f} MB with one "
+        f"version, {peak_rss_mb(service.process.pid):.0f} MB with two loaded"
+    )
+
+
+def test_a_dataframe_pipeline_swaps_under_load(
+    open_project: Project, s3: Store, serve: Callable[..., Service]
+) -> None:
+    """The issue's second swap measurement: a DataFrame pipeline (numbers and string categories
+    through a ColumnTransformer), records by name."""
+    project, v1, v2 = open_project, "churn-1", "churn-2"
+    rows = json.loads((project.models / "churn-rows.json").read_text(encoding="utf-8"))
+    s3.publish("churn", project.version(v1))
+    service = serve(
+        project,
+        APP_MODEL_URI=s3.uri("churn"),
+        APP_MODEL_POLL_S=str(POLL_S),
+        **s3.env(project.baked.path),
+    )
+    rss_one = peak_rss_mb(service.process.pid)
+    measured = swap_under_load(
+        service, {}, rows, lambda: s3.publish("churn", project.version(v2)), v1, v2
+    )
+    print(
+        f"\n[versions] DataFrame pipeline swap under load: {measured}; peak RSS {rss_one:.0f} MB "
+        f"with one version, {peak_rss_mb(service.process.pid):.0f} MB with two loaded"
     )
 
 

@@ -103,6 +103,7 @@ ABSENT_WORDS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "psycopg": lambda c: c["auth"] in {"none", "oidc"},
     "APP_DATABASE_URL": lambda c: c["auth"] in {"none", "oidc"},
     "/v2/models": lambda c: not c["use_open_inference_protocol"],
+    "/admin/model": lambda c: c["auth"] == "none",
     # FastAPI itself depends on opentelemetry-api; the SDK and the rest come with tracing only.
     "opentelemetry-sdk": lambda c: not c["use_opentelemetry"],
     "OTEL_": lambda c: not c["use_opentelemetry"],

@@ -82,9 +82,10 @@ def test_defaults_remove_only_the_other_options() -> None:
     assert "Dockerfile" not in removed and "deploy" not in removed
 
 
-def test_auth_none_removes_the_security_package() -> None:
+def test_auth_none_removes_the_security_package_and_the_admin_routes() -> None:
     removed = post.paths_to_remove(answers(auth="none"))
     assert any(p.endswith("/security") for p in removed)
+    assert any(p.endswith("/api/admin.py") for p in removed)
 
 
 def test_features_off_remove_their_files() -> None:

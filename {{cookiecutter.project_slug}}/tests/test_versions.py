@@ -5,10 +5,15 @@ Real files and real models, trained here on the iris data that scikit-learn ship
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
+import http.server
 import json
 import logging
 import pickle
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +27,12 @@ from sklearn.linear_model import LogisticRegression
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.model.base import ModelLoadError
 from {{ cookiecutter.project_slug }}.model.loader import SUFFIX, export
-from {{ cookiecutter.project_slug }}.model.versions import Check, ModelVersions, NoEarlierVersion
+from {{ cookiecutter.project_slug }}.model.versions import (
+    Check,
+    ModelVersions,
+    NoEarlierVersion,
+    check_on_hangup,
+)
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -90,7 +100,7 @@ def versions_of(client: TestClient) -> ModelVersions:
 
 
 def reload(client: TestClient) -> Check:
-    """Check the source now, as SIGHUP and POST /admin/model/reload do."""
+    """Check the source now, as SIGHUP does."""
     check: Check = client.portal.call(versions_of(client).check)  # type: ignore[union-attr]
     return check
 
@@ -235,8 +245,14 @@ def test_a_signature_change_serves_when_allowed(
     serve: Callable[..., TestClient], artifact: Path, auth_headers: dict[str, str]
 ) -> None:
     client = serve(model_allow_signature_change=True)
+    before = client.get("/openapi.json").json()
     publish(artifact, train(1.0, 3), "v2", n_features=3)
     assert reload(client).result == "loaded"
+    after = client.get("/openapi.json").json()
+    assert "petal_width" in json.dumps(before)
+    assert "petal_width" not in json.dumps(after)  # the document follows the new signature
+    schemes = [doc.get("components", {}).get("securitySchemes") for doc in (before, after)]
+    assert schemes[0] == schemes[1]
     response = client.post("/predict", json={"instances": [ROW[:3]]}, headers=auth_headers)
     assert response.status_code == 200, response.text
     assert response.json()["model_version"] == "v2"
@@ -288,6 +304,77 @@ def test_a_bad_uri_stops_start_up_with_one_line(
     assert len(lines) == 1
     assert lines[0].startswith("cannot load the model: ")
     assert "\n" not in lines[0]
+
+
+def test_sighup_asks_for_a_check() -> None:
+    class Versions:
+        checks = 0
+
+        def check_soon(self) -> None:
+            self.checks += 1
+
+    versions = Versions()
+
+    async def main() -> None:
+        with check_on_hangup(versions):  # type: ignore[arg-type]
+            signal.raise_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while versions.checks == 0:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert versions.checks == 1
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real HTTP server on a loopback port, serving a folder: its URL and the folder."""
+    root = tmp_path / "web"
+    root.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_model_over_http_is_cached_by_digest_with_its_metadata(
+    make_settings: Any, web: tuple[str, Path], tmp_path: Path, auth_headers: dict[str, str]
+) -> None:
+    url, root = web
+    artifact = root / "models" / f"iris{SUFFIX}"
+    artifact.parent.mkdir()
+    publish(artifact, train(1.0), "web-1")
+    cache = tmp_path / "cache"
+    settings = make_settings(model_uri=f"{url}/models/iris{SUFFIX}", model_cache_dir=cache)
+    with TestClient(create_app(settings)) as client:
+        assert predicted_version(client, auth_headers) == "web-1"
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    assert {p.name for p in (cache / digest).iterdir()} == {f"iris{SUFFIX}", "iris.json"}
+
+
+@pytest.mark.parametrize(
+    ("name", "sha256", "said"),
+    [("nothing-here.bin", "", "no model at"), (f"iris{SUFFIX}", "0" * 64, "APP_MODEL_SHA256")],
+)
+def test_a_missing_object_or_a_digest_mismatch_over_http_stops_start_up(
+    make_settings: Any, web: tuple[str, Path], tmp_path: Path, name: str, sha256: str, said: str
+) -> None:
+    url, root = web
+    publish(root / f"iris{SUFFIX}", train(1.0), "web-1")
+    settings = make_settings(
+        model_uri=f"{url}/{name}", model_sha256=sha256, model_cache_dir=tmp_path / "cache"
+    )
+    with pytest.raises(ModelLoadError, match=said), TestClient(create_app(settings)):
+        pass
 
 
 def test_model_path_and_model_uri_together_are_refused(make_settings: Any, artifact: Path) -> None:

@@ -91,11 +91,11 @@ def document_security(app: FastAPI) -> None:
     Without a guard the markers are only removed.
     """
     generate: Callable[[], dict[str, Any]] = app.openapi
+    secured: list[object] = [None]  # the document already completed here
 
     def openapi() -> dict[str, Any]:
-        cached = app.openapi_schema is not None
         schema = generate()
-        if cached:
+        if schema is secured[0]:
             return schema
         state: ServiceState = app.state.service
         guard = state.guard
@@ -115,6 +115,8 @@ def document_security(app: FastAPI) -> None:
             schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
             model = guard.scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
             schemes.setdefault(guard.scheme.scheme_name, model)
+        if app.openapi_schema is schema:  # kept: complete it only once
+            secured[0] = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

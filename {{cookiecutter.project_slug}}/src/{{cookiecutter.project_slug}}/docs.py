@@ -31,20 +31,23 @@ def document_model(app: FastAPI, state: ServiceState) -> None:
 
     The request bodies depend on the model, which loads after the app is built, so the document
     follows FastAPI's "Extending OpenAPI" recipe: generated on first use, completed by each
-    documenter, and kept only once the model is loaded.
+    documenter, and kept while the same model version serves (a new one may change them).
     """
     generic = app.openapi
+    documented: list[object] = [None]  # the runner the kept document describes
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = generic()
         runner = state.runner
+        if app.openapi_schema is not None and documented[0] is runner:
+            return app.openapi_schema
+        app.openapi_schema = None
+        schema = generic()
         if runner is None:
             app.openapi_schema = None  # the model is not loaded yet: do not keep this one
             return schema
         for document in state.documenters:
             document(schema, runner)
+        documented[0] = runner
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

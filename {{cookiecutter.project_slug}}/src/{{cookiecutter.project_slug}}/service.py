@@ -178,8 +178,6 @@ def install(app: FastAPI, settings: Settings) -> Lifespan:
                 polling.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await polling
-            # Before the runners stop: from here on a late request gets 503, not 500.
-            state.runner = None
             await versions.close()
 
     document_model(app, state)

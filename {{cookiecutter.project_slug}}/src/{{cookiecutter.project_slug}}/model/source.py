@@ -89,7 +89,9 @@ def open_source(settings: Settings) -> Source:
         return AliasSource(uri, expected, cache)
     if scheme in ("", "file") or len(scheme) == 1:  # a path (C:\... too)
         path = Path(urllib.parse.urlsplit(uri).path if scheme == "file" else uri)
-        return FolderSource(uri, LocalFolder(path.parent), path.name, expected, None)
+        source = FolderSource(uri, LocalFolder(path.parent), path.name, expected, None)
+        source.setting = "APP_MODEL_URI" if settings.model_uri else "APP_MODEL_PATH"
+        return source
     if scheme in ("s3", "http", "https"):
         folder, name = object_folder(uri)
         return FolderSource(uri, folder, name, expected, cache)
@@ -200,7 +202,7 @@ def object_folder(uri: str) -> tuple[ObjectFolder, str]:
     else:
         base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, str(path.parent), "", ""))
         store = HTTPStore.from_url(
-            base.rstrip("/") + "/",
+            base.rstrip("/"),
             retry_config=_retry_config(),
             client_options={"allow_http": parts.scheme == "http"},
         )
@@ -263,7 +265,8 @@ class ObjectFolder:
 
 
 def _missing(exc: Exception) -> bool:
-    return type(exc).__name__ == "NotFoundError"
+    """obstore's NotFoundError is a FileNotFoundError."""
+    return isinstance(exc, FileNotFoundError) or type(exc).__name__ == "NotFoundError"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -285,24 +288,27 @@ class FolderSource:
         self.name = name
         self.expected = expected
         self.cache = cache
+        self.setting = "APP_MODEL_URI"  # the setting that names it, for messages
 
     def token(self) -> str:
-        stem = PurePosixPath(self.name).stem
-        names = (self.name, f"{stem}{signature.SIDECAR_SUFFIX}", signature.SIDECAR_FALLBACK)
-        return "|".join(self.folder.tag(name) for name in names)
+        """The artifact's alone: publishing writes the metadata file first, the artifact last,
+        so a change seen here finds both in place."""
+        return self.folder.tag(self.name)
 
     def fetch(self) -> Fetched:
-        return fetch_from(self.folder, self.name, self.expected, self.cache, self.uri)
+        where = f"{self.setting}={self.uri}"
+        return fetch_from(self.folder, self.name, self.expected, self.cache, where)
 
 
 def fetch_from(folder: Folder, name: str, expected: str, cache: Path | None, uri: str) -> Fetched:
-    """The artifact ``name`` in ``folder`` and its sidecars, checked, cached when remote."""
+    """The artifact ``name`` in ``folder`` and its sidecars, checked, cached when remote;
+    ``uri`` as configured (``APP_MODEL_URI=...``), for messages."""
     where = f"{folder.where.rstrip('/')}/{name}" if folder.where else name
     if name.endswith(PICKLE_SUFFIXES):
         raise ModelLoadError(f"{where} is a pickle, which can run any code when loaded: refused")
     blob = folder.get(name)
     if blob is None:
-        raise SourceError(f"no model at {where} (check APP_MODEL_URI: {uri})")
+        raise SourceError(f"no model at {where} (check {uri})")
     data = blob.data
     if blob.size is not None and blob.size != len(data):
         raise ModelLoadError(f"{where}: {len(data)} bytes arrived of {blob.size}: truncated")
@@ -401,7 +407,8 @@ class AliasSource:
                 f"{self.uri} (version {number}, {location}) must hold one {SUFFIX} file; "
                 f"it has {what}"
             )
-        return fetch_from(folder, artifacts[0], self.expected, self.cache, self.uri)
+        where = f"APP_MODEL_URI={self.uri}"
+        return fetch_from(folder, artifacts[0], self.expected, self.cache, where)
 
     def _folder(self, location: str) -> Folder:
         if location.startswith("mlflow-artifacts:"):

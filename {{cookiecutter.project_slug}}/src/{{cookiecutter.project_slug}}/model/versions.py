@@ -158,8 +158,12 @@ class ModelVersions:
 
     async def close(self) -> None:
         """Stop every runner, each after the requests it holds (at shutdown)."""
-        for task in self._tasks:
+        checks = list(self._tasks)
+        for task in checks:
             task.cancel()
+        await asyncio.gather(*checks, return_exceptions=True)
+        # Before the runners stop: from here on a late request gets 503, not 500.
+        self.state.runner = None
         retiring = list(self._retiring)
         for task in retiring:
             task.cancel()  # stop waiting: the runner drains what it holds, then stops
@@ -354,7 +358,7 @@ class ModelVersions:
 
 @contextlib.contextmanager
 def check_on_hangup(versions: ModelVersions) -> Iterator[None]:
-    """SIGHUP asks for a check now, as ``POST /admin/model/reload`` does.
+    """SIGHUP asks for a check now, as the admin route does where there is one.
 
     Signal handlers can only be set from the main thread (which runs the event loop); elsewhere
     (a test client) this does nothing, as ``drain_on_signals`` in state.py.

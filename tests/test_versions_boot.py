@@ -982,6 +982,83 @@ def test_rollback_returns_to_the_previous_version_with_no_download(
         print(f"\n[versions] rollback answered in {1000 * took:.0f} ms, with no download")
 
 
+def sampler(
+    service: Service, headers: dict[str, str] | None = None
+) -> tuple[list[tuple[float, int, str | None]], Callable[[], None]]:
+    """Answers from /predict, each over a new connection so that the kernel spreads them over
+    the workers, and a function that takes one more sample."""
+    seen: list[tuple[float, int, str | None]] = []
+
+    def sample() -> None:
+        with service.client(headers={"Connection": "close", **(headers or {})}) as client:
+            response = predict(client)
+            seen.append(
+                (time.monotonic(), response.status_code, response.headers.get("X-Model-Version"))
+            )
+
+    return seen, sample
+
+
+def all_serve(
+    seen: list[tuple[float, int, str | None]],
+    sample: Callable[[], None],
+    version: str,
+    deadline_s: float = SWAP_DEADLINE_S,
+) -> float:
+    """Sample until the last 40 answers all came from ``version``; how long it took."""
+
+    def converged() -> bool:
+        sample()
+        recent = seen[-40:]
+        return len(recent) == 40 and all(s[2] == version for s in recent)
+
+    return wait_for(converged, f"every worker to serve {version}", deadline_s)
+
+
+def wait_workers_ready(service: Service, workers: int) -> None:
+    wait_for(
+        lambda: sum('"model ready"' in line for line in log_lines(service)) >= workers,
+        f"{workers} workers to be ready",
+    )
+
+
+def test_a_rollback_reaches_every_worker(
+    jwt_project: Project, s3: Store, serve: Callable[..., Service]
+) -> None:
+    """The admin call lands on one worker; every worker must go back (as polling brings every
+    worker forward), or answers flip between versions from request to request."""
+    project, v1, v2 = jwt_project, "iris-lr-1", "iris-lr-2"
+    s3.publish("rollback2", project.version(v1))
+    service = serve(
+        project,
+        "--workers",
+        "2",
+        APP_MODEL_URI=s3.uri("rollback2"),
+        APP_MODEL_POLL_S=str(POLL_S),
+        **s3.env(project.baked.path),
+    )
+    wait_workers_ready(service, 2)
+    ops = login(service, "ops")
+    seen, sample = sampler(service, ops)
+    s3.publish("rollback2", project.version(v2))
+    all_serve(seen, sample, v2)
+    with service.client() as client:
+        back = client.post("/admin/model/rollback", headers=ops)
+    assert back.status_code == 200, back.text
+    assert back.json()["current"] == v1, back.text
+    rolled = len(seen)
+    try:
+        took = all_serve(seen, sample, v1, deadline_s=20)
+    finally:
+        after = [s[2] for s in seen[rolled:]]
+        print(
+            f"\n[versions] rollback with two workers: {after.count(v1)} answers from {v1}, "
+            f"{after.count(v2)} from {v2} in {len(after)} samples after the call"
+        )
+    assert all(s[1] == 200 for s in seen), [s for s in seen if s[1] != 200][:5]
+    print(f"[versions] every worker serves {v1} {took:.2f} s after the rollback call")
+
+
 def test_two_workers_converge_on_the_published_version(
     open_project: Project, s3: Store, serve: Callable[..., Service]
 ) -> None:
@@ -995,39 +1072,21 @@ def test_two_workers_converge_on_the_published_version(
         APP_MODEL_POLL_S=str(POLL_S),
         **s3.env(project.baked.path),
     )
-    # Both workers serve the first version before the second is published.
-    wait_for(
-        lambda: sum('"model ready"' in line for line in log_lines(service)) >= 2,
-        "both workers to be ready",
-    )
+    wait_workers_ready(service, 2)  # both serve v1 before v2 is published
     # auth none: the admin routes are not served, and polling still works.
     with service.client() as client:
         assert client.get("/admin/model").status_code == 404
         assert client.post("/admin/model/rollback").status_code == 404
         assert client.post("/admin/model/reload").status_code == 404
 
-    seen: list[tuple[float, int, str | None]] = []
-
-    def sample() -> None:
-        # A new connection for each request, so that the kernel spreads them over the workers.
-        with service.client(headers={"Connection": "close"}) as client:
-            response = predict(client)
-            seen.append(
-                (time.monotonic(), response.status_code, response.headers.get("X-Model-Version"))
-            )
-
+    seen, sample = sampler(service)
     for _ in range(20):
         sample()
     assert {s[2] for s in seen} == {v1}, seen
     published = time.monotonic()
     s3.publish("workers", project.version(v2))
 
-    def converged() -> bool:
-        sample()
-        recent = seen[-40:]
-        return len(recent) == 40 and all(s[2] == v2 for s in recent)
-
-    wait_for(converged, "both workers to serve the new version")
+    all_serve(seen, sample, v2)
     for _ in range(60):
         sample()
     assert all(s[1] == 200 for s in seen), [s for s in seen if s[1] != 200][:5]

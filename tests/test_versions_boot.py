@@ -295,18 +295,28 @@ class Store:
         return self.server.log.read_text(errors="replace").count(f'"GET /{BUCKET}/{prefix}/{name}')
 
 
+def start_moto(folder: Path, port: int, what: str = "moto_server") -> Process:
+    """moto's S3-compatible server on a loopback port, answering."""
+    moto = Path(sys.executable).parent / "moto_server"
+    server = launch([str(moto), "-H", "127.0.0.1", "-p", str(port)], folder, what)
+    try:
+        took = wait_answering(server, f"http://127.0.0.1:{port}/moto-api/")
+    except BaseException:
+        server.stop()
+        raise
+    print(f"\n[versions] {what} answered after {took:.2f} s")
+    return server
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """One moto S3 server for the module. It starts open; the test makes an IAM user with an S3
     policy and a bucket, then turns authentication on: from then on a wrong key is refused."""
     folder = tmp_path_factory.mktemp("moto")
     port = free_port()
-    moto = Path(sys.executable).parent / "moto_server"
-    server = launch([str(moto), "-H", "127.0.0.1", "-p", str(port)], folder, "moto_server")
+    server = start_moto(folder, port)
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        took = wait_answering(server, f"{endpoint}/moto-api/")
-        print(f"\n[versions] moto_server answered after {took:.2f} s")
         setup = {
             "endpoint_url": endpoint,
             "region_name": REGION,
@@ -918,6 +928,48 @@ def test_broken_versions_are_refused_and_the_old_one_goes_on_serving(
         # Only one version was ever loaded: nothing to roll back to.
         back = client.post("/admin/model/rollback", headers=headers)
         assert back.status_code == 409 and back.json()["detail"], back.text
+
+
+def test_a_store_that_goes_away_leaves_the_version_serving(
+    open_project: Project, tmp_path: Path, services: list[Service]
+) -> None:
+    """A store of its own, stopped while the service polls it: answers and readiness stay 200
+    on the loaded version; the store back (empty, as a new one) with a new version: it serves."""
+    project, v1, v2 = open_project, "iris-lr-1", "iris-lr-2"
+    port = free_port()
+    store = Store(start_moto(tmp_path, port, "moto_outage"), f"http://127.0.0.1:{port}", "a", "b")
+    try:
+        store.client().create_bucket(Bucket=BUCKET)
+        store.publish("outage", project.version(v1))
+        service = project.start(
+            APP_MODEL_URI=store.uri("outage"),
+            APP_MODEL_POLL_S=str(POLL_S),
+            **store.env(project.baked.path),
+        )
+        services.append(service)
+        service.wait_ready()
+        with service.client() as client:
+            assert serving(client) == v1
+            store.server.stop()
+            down_until = time.monotonic() + 6 * POLL_S
+            while time.monotonic() < down_until:
+                assert serving(client) == v1
+                assert client.get("/health/ready").status_code == 200
+                time.sleep(0.1)
+            store.server = start_moto(tmp_path, port, "moto_outage_back")
+            store.client().create_bucket(Bucket=BUCKET)
+            back = time.monotonic()
+            store.publish("outage", project.version(v2))
+            took = wait_for(lambda: serving(client) == v2, f"{v2} once the store is back")
+            print(
+                f"[versions] store down for {6 * POLL_S:.1f} s: every answer 200 from {v1}; back "
+                f"with {v2}: serving {took:.2f} s after publishing"
+            )
+            assert back > down_until
+            failed = reloads(client, "failed")
+            print(f"[versions] checks that failed while the store was away: {failed:.0f}")
+    finally:
+        store.server.stop()
 
 
 def test_rollback_returns_to_the_previous_version_with_no_download(

@@ -13,11 +13,14 @@ registering it in MLflow and moving the ``champion`` alias.
   answer is a 200 and the version each client sees only moves forward; readiness stays 200;
 - broken versions (other features, a failing example, truncated bytes, a pickle, a digest that
   is not the pinned one) are refused with the reason, and the old version goes on serving;
+- a store that goes away while polled: the loaded version serves on, readiness 200; plain
+  ``http://`` (Python's http.server) serves and is polled too;
 - a version published in two uploads (metadata file, then artifact) never serves old bytes under
   the new name; rollback to the previous version with no download; 401 and 403 for the wrong
   callers;
 - ``models:/<name>@champion``: the service follows the alias, and refuses a pickled version;
-- two workers converge on the same version; SIGHUP asks for a check; with auth none the admin
+- two workers converge on the same version, after a publish and after a rollback; SIGHUP asks
+  for a check; with auth none the admin
   routes are not served;
 - the ONNX variant swaps too, and the protocol's versioned routes serve each kept version.
 
@@ -970,6 +973,48 @@ def test_a_store_that_goes_away_leaves_the_version_serving(
             print(f"[versions] checks that failed while the store was away: {failed:.0f}")
     finally:
         store.server.stop()
+
+
+def test_versions_over_plain_http(
+    open_project: Project, tmp_path: Path, services: list[Service]
+) -> None:
+    """An http:// URI served by Python's own http.server (Last-Modified, no ETag, no listing):
+    the version and its metadata file are read from beside each other, and polled."""
+    project, v1, v2 = open_project, "iris-lr-1", "iris-tree-3"
+    folder = tmp_path / "site" / "models"
+    folder.mkdir(parents=True)
+
+    def publish(version: str) -> None:
+        for name in ("model.json", "model.skops"):  # each file replaced whole, metadata first
+            staged = folder / f".{name}.new"
+            staged.write_bytes((project.version(version) / name).read_bytes())
+            # Last-Modified counts whole seconds: date each file a second after the last one.
+            newest = max((f.stat().st_mtime for f in folder.iterdir()), default=time.time())
+            os.utime(staged, (newest + 1, newest + 1))
+            os.replace(staged, folder / name)
+
+    publish(v1)
+    port = free_port()
+    site = launch(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        tmp_path / "site",
+        "http.server",
+    )
+    try:
+        wait_answering(site, f"http://127.0.0.1:{port}/")
+        service = project.start(
+            APP_MODEL_URI=f"http://127.0.0.1:{port}/models/model.skops",
+            APP_MODEL_POLL_S=str(POLL_S),
+        )
+        services.append(service)
+        service.wait_ready()
+        with service.client() as client:
+            assert serving(client) == v1
+            publish(v2)
+            took = wait_for(lambda: serving(client) == v2, f"{v2} over HTTP")
+            print(f"\n[versions] http: {v2} serves {took:.2f} s after publishing")
+    finally:
+        site.stop()
 
 
 def test_rollback_returns_to_the_previous_version_with_no_download(

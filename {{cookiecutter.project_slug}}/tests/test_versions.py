@@ -15,9 +15,10 @@ import pickle
 import signal
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -375,6 +376,88 @@ def test_a_missing_object_or_a_digest_mismatch_over_http_stops_start_up(
     )
     with pytest.raises(ModelLoadError, match=said), TestClient(create_app(settings)):
         pass
+
+
+class Registry(http.server.BaseHTTPRequestHandler):
+    """The few routes of an MLflow tracking server's REST API that an alias takes: the alias,
+    the version's artifact location, and its proxied artifacts (files under ``root``/<version>)."""
+
+    root: ClassVar[Path]
+    alias: ClassVar[dict[str, str]]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        api = "/api/2.0/mlflow"
+        if url.path == f"{api}/registered-models/alias":
+            version = self.alias.get(f"{query['name']}@{query['alias']}")
+            if version is None:
+                return self.answer(404, b'{"error_code": "RESOURCE_DOES_NOT_EXIST"}')
+            found = {"model_version": {"name": query["name"], "version": version}}
+            return self.answer(200, json.dumps(found).encode())
+        if url.path == f"{api}/model-versions/get-download-uri":
+            uri = f"mlflow-artifacts:/0/{query['version']}/artifacts"
+            return self.answer(200, json.dumps({"artifact_uri": uri}).encode())
+        artifacts = "/api/2.0/mlflow-artifacts/artifacts"
+        if url.path == artifacts:
+            folder = self.root / query["path"].split("/")[1]
+            files = [{"path": p.name, "is_dir": p.is_dir()} for p in sorted(folder.iterdir())]
+            return self.answer(200, json.dumps({"files": files}).encode())
+        parts = urllib.parse.unquote(url.path.removeprefix(artifacts + "/")).split("/")
+        path = self.root / parts[1] / "/".join(parts[3:])
+        if not path.is_file():
+            return self.answer(404, b"{}")
+        return self.answer(200, path.read_bytes())
+
+    def answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Registry]]:
+    """A registry on a loopback port, named by MLFLOW_TRACKING_URI; versions go in its root."""
+
+    class Handler(Registry):
+        root = tmp_path / "registry"
+        alias: ClassVar[dict[str, str]] = {}
+
+    Handler.root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_address[1]}")
+    yield Handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_mlflow_alias_serves_the_version_behind_it_and_never_a_pickle(
+    make_settings: Any, registry: type[Registry], tmp_path: Path, auth_headers: dict[str, str]
+) -> None:
+    for number, c in (("1", 1.0), ("2", 0.5)):
+        (registry.root / number).mkdir()
+        publish(registry.root / number / f"iris{SUFFIX}", train(c), f"churn-{number}")
+    (registry.root / "3").mkdir()
+    (registry.root / "3" / "model.pkl").write_bytes(pickle.dumps({"not": "a model"}))
+    registry.alias["iris@champion"] = "1"
+    settings = make_settings(model_uri="models:/iris@champion", model_cache_dir=tmp_path / "c")
+    with TestClient(create_app(settings)) as client:
+        assert predicted_version(client, auth_headers) == "churn-1"
+        assert reload(client).result == "unchanged"
+        registry.alias["iris@champion"] = "2"
+        assert reload(client).result == "loaded"
+        assert predicted_version(client, auth_headers) == "churn-2"
+        registry.alias["iris@champion"] = "3"
+        check = reload(client)
+        assert check.result == "refused"
+        assert "pickle" in (check.reason or "")
+        assert predicted_version(client, auth_headers) == "churn-2"
 
 
 def test_model_path_and_model_uri_together_are_refused(make_settings: Any, artifact: Path) -> None:

@@ -1079,39 +1079,6 @@ def test_rollback_returns_to_the_previous_version_with_no_download(
         print(f"\n[versions] rollback answered in {1000 * took:.0f} ms, with no download")
 
 
-def sampler(
-    service: Service, headers: dict[str, str] | None = None
-) -> tuple[list[tuple[float, int, str | None]], Callable[[], None]]:
-    """Answers from /predict, each over a new connection so that the kernel spreads them over
-    the workers, and a function that takes one more sample."""
-    seen: list[tuple[float, int, str | None]] = []
-
-    def sample() -> None:
-        with service.client(headers={"Connection": "close", **(headers or {})}) as client:
-            response = predict(client)
-            seen.append(
-                (time.monotonic(), response.status_code, response.headers.get("X-Model-Version"))
-            )
-
-    return seen, sample
-
-
-def all_serve(
-    seen: list[tuple[float, int, str | None]],
-    sample: Callable[[], None],
-    version: str,
-    deadline_s: float = SWAP_DEADLINE_S,
-) -> float:
-    """Sample until the last 40 answers all came from ``version``; how long it took."""
-
-    def converged() -> bool:
-        sample()
-        recent = seen[-40:]
-        return len(recent) == 40 and all(s[2] == version for s in recent)
-
-    return wait_for(converged, f"every worker to serve {version}", deadline_s)
-
-
 def wait_workers_ready(service: Service, workers: int) -> None:
     wait_for(
         lambda: sum('"model ready"' in line for line in log_lines(service)) >= workers,
@@ -1119,47 +1086,46 @@ def wait_workers_ready(service: Service, workers: int) -> None:
     )
 
 
-def test_a_rollback_reaches_every_worker(
+class Workers:
+    """What each worker of a service serves, asked over new connections (the kernel hands each
+    to one worker). GET /admin/model answers from the worker that took the connection; workers
+    are told apart by when each loaded its first kept version."""
+
+    def __init__(self, service: Service, headers: dict[str, str]) -> None:
+        self.service = service
+        self.headers = {"Connection": "close", **headers}
+        self.current: dict[float, str] = {}
+        self.answers: list[tuple[int, str | None]] = []
+
+    def sample(self) -> None:
+        with self.service.client(headers=self.headers) as client:
+            admin = client.get("/admin/model")
+        assert admin.status_code == 200, admin.text
+        found = admin.json()
+        self.current[min(v["loaded_at"] for v in found["versions"])] = found["current"]
+        with self.service.client(headers=self.headers) as client:
+            response = predict(client)
+        self.answers.append((response.status_code, response.headers.get("X-Model-Version")))
+
+    def converge(self, version: str, deadline_s: float = SWAP_DEADLINE_S) -> float:
+        """Sample until two workers have been seen and each serves ``version``."""
+
+        def done() -> bool:
+            self.sample()
+            return len(self.current) >= 2 and set(self.current.values()) == {version}
+
+        try:
+            return wait_for(done, f"both workers to serve {version}", deadline_s)
+        finally:
+            assert all(status == 200 for status, _ in self.answers), self.answers[-20:]
+
+
+def test_two_workers_converge_after_a_publish_and_after_a_rollback(
     jwt_project: Project, s3: Store, serve: Callable[..., Service]
 ) -> None:
-    """The admin call lands on one worker; every worker must go back (as polling brings every
-    worker forward), or answers flip between versions from request to request."""
+    """Polling brings every worker forward; the rollback call lands on one worker, and every
+    worker must go back too, or answers flip between versions from request to request."""
     project, v1, v2 = jwt_project, "iris-lr-1", "iris-lr-2"
-    s3.publish("rollback2", project.version(v1))
-    service = serve(
-        project,
-        "--workers",
-        "2",
-        APP_MODEL_URI=s3.uri("rollback2"),
-        APP_MODEL_POLL_S=str(POLL_S),
-        **s3.env(project.baked.path),
-    )
-    wait_workers_ready(service, 2)
-    ops = login(service, "ops")
-    seen, sample = sampler(service, ops)
-    s3.publish("rollback2", project.version(v2))
-    all_serve(seen, sample, v2)
-    with service.client() as client:
-        back = client.post("/admin/model/rollback", headers=ops)
-    assert back.status_code == 200, back.text
-    assert back.json()["current"] == v1, back.text
-    rolled = len(seen)
-    try:
-        took = all_serve(seen, sample, v1, deadline_s=20)
-    finally:
-        after = [s[2] for s in seen[rolled:]]
-        print(
-            f"\n[versions] rollback with two workers: {after.count(v1)} answers from {v1}, "
-            f"{after.count(v2)} from {v2} in {len(after)} samples after the call"
-        )
-    assert all(s[1] == 200 for s in seen), [s for s in seen if s[1] != 200][:5]
-    print(f"[versions] every worker serves {v1} {took:.2f} s after the rollback call")
-
-
-def test_two_workers_converge_on_the_published_version(
-    open_project: Project, s3: Store, serve: Callable[..., Service]
-) -> None:
-    project, v1, v2 = open_project, "iris-lr-1", "iris-lr-2"
     s3.publish("workers", project.version(v1))
     service = serve(
         project,
@@ -1169,36 +1135,31 @@ def test_two_workers_converge_on_the_published_version(
         APP_MODEL_POLL_S=str(POLL_S),
         **s3.env(project.baked.path),
     )
-    wait_workers_ready(service, 2)  # both serve v1 before v2 is published
-    # auth none: the admin routes are not served, and polling still works.
-    with service.client() as client:
-        assert client.get("/admin/model").status_code == 404
-        assert client.post("/admin/model/rollback").status_code == 404
-        assert client.post("/admin/model/reload").status_code == 404
-
-    seen, sample = sampler(service)
-    for _ in range(20):
-        sample()
-    assert {s[2] for s in seen} == {v1}, seen
-    published = time.monotonic()
+    wait_workers_ready(service, 2)
+    ops = login(service, "ops")
+    workers = Workers(service, ops)
+    workers.converge(v1)  # both workers seen, both serving v1, before v2 is published
     s3.publish("workers", project.version(v2))
-
-    all_serve(seen, sample, v2)
-    for _ in range(60):
-        sample()
-    assert all(s[1] == 200 for s in seen), [s for s in seen if s[1] != 200][:5]
-    after = [s for s in seen if s[0] >= published]
-    assert {s[2] for s in after} <= {v1, v2}, after
-    first_new = min(s[0] for s in after if s[2] == v2)
-    old = [s[0] for s in after if s[2] == v1]
-    last_old = max(old) if old else published
-    assert all(s[2] == v2 for s in seen[-60:]), seen[-60:]
+    took = workers.converge(v2)
     print(
-        f"\n[versions] two workers: first answer from the new version "
-        f"{first_new - published:.2f} s after publishing, last from the old one "
-        f"{last_old - published:.2f} s "
-        f"(poll {POLL_S} s; {len(after)} requests sampled)"
+        f"\n[versions] two workers: both serve {v2} {took:.2f} s after publishing "
+        f"(poll {POLL_S} s; {len(workers.answers)} answers sampled, all 200)"
     )
+
+    with service.client() as client:
+        back = client.post("/admin/model/rollback", headers=ops)
+    assert back.status_code == 200, back.text
+    assert back.json()["current"] == v1, back.text
+    rolled = len(workers.answers)
+    try:
+        took = workers.converge(v1, deadline_s=20)
+    finally:
+        after = [version for _, version in workers.answers[rolled:]]
+        print(
+            f"[versions] rollback with two workers: workers serve {workers.current}; "
+            f"{after.count(v1)} answers from {v1}, {after.count(v2)} from {v2} since the call"
+        )
+    print(f"[versions] both workers serve {v1} {took:.2f} s after the rollback call")
 
 
 def test_sighup_asks_for_a_check(
@@ -1208,6 +1169,10 @@ def test_sighup_asks_for_a_check(
     s3.publish("sighup", project.version(v1))
     service = serve(project, APP_MODEL_URI=s3.uri("sighup"), **s3.env(project.baked.path))
     with service.client() as client:
+        # auth none: the admin routes are not served; SIGHUP (and polling) remain.
+        assert client.get("/admin/model").status_code == 404
+        assert client.post("/admin/model/rollback").status_code == 404
+        assert client.post("/admin/model/reload").status_code == 404
         s3.publish("sighup", project.version(v2))
         assert serving(client) == v1  # no polling: nothing looks until asked
         sent = time.monotonic()

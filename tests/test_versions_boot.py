@@ -608,10 +608,10 @@ def exit_times(starting: dict[str, Service], deadline_s: float = 90) -> dict[str
     return took
 
 
-def exits_with_one_line(service: Service) -> str:
-    """The one `cannot load the model` line of a service that exited at start-up."""
+def exits_with_one_line(service: Service, phrase: str = "cannot load the model") -> str:
+    """The one line (with ``phrase``) of a service that exited at start-up."""
     code = service.stop()
-    lines = [line for line in log_lines(service) if "cannot load the model" in line]
+    lines = [line for line in log_lines(service) if phrase in line]
     assert code != 0, f"exited 0\n{service.output()}"
     assert len(lines) == 1, f"want one line saying why, got:\n{service.output()}"
     return lines[0]
@@ -770,13 +770,18 @@ def test_start_up_from_s3_and_the_sources_that_stop_it(
             ("credential", "denied", "forbidden", "403", "signature", "access"),
         ),
     }
+    # Both names for the model: a settings error, before any load.
+    both = {"APP_MODEL_URI": s3.uri("start"), "APP_MODEL_PATH": str(project.artifact(v1)), **aws}
     starting = {name: project.start(**env) for name, (env, _) in cases.items()}
+    starting["both settings"] = project.start(**both)
     stopped = exit_times(starting)
     for name, (_, words) in cases.items():
         line = exits_with_one_line(starting[name])
-        took = stopped[name]
-        print(f"[versions] {name}: stopped after {took:.1f} s: {line[:300]}")
+        print(f"[versions] {name}: stopped after {stopped[name]:.1f} s: {line[:300]}")
         assert any(word in line.lower() for word in words), f"{name}: {line}"
+    line = exits_with_one_line(starting["both settings"], "APP_MODEL_URI")
+    print(f"[versions] both settings: stopped after {stopped['both settings']:.1f} s: {line[:300]}")
+    assert "APP_MODEL_PATH" in line, line
 
 
 def swap_under_load(

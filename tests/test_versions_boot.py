@@ -592,20 +592,34 @@ def wait_for(
     return time.monotonic() - started
 
 
-def exit_times(starting: dict[str, Service], deadline_s: float = 90) -> dict[str, float]:
-    """Wait until every one of these services has exited; how long each took."""
-    started = time.monotonic()
-    took: dict[str, float] = {}
-    while len(took) < len(starting):
-        for name, service in starting.items():
-            if name not in took and service.process.poll() is not None:
-                took[name] = time.monotonic() - started
-        if time.monotonic() - started > deadline_s:
-            for service in starting.values():
+class Exits:
+    """Services that must not start, each watched from its launch until it exits."""
+
+    def __init__(self, starting: dict[str, Service]) -> None:
+        self.starting = starting
+        self.launched = time.monotonic()
+        self.took: dict[str, float] = {}
+        self.threads = [
+            threading.Thread(target=self._watch, args=item, daemon=True)
+            for item in starting.items()
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _watch(self, name: str, service: Service) -> None:
+        service.process.wait()
+        self.took[name] = time.monotonic() - self.launched
+
+    def wait(self, deadline_s: float = 90) -> dict[str, float]:
+        """How long each took to exit; fail (stopping them) past the deadline."""
+        for thread in self.threads:
+            thread.join(timeout=max(0.0, self.launched + deadline_s - time.monotonic()))
+        if len(self.took) < len(self.starting):
+            for service in self.starting.values():
                 service.stop()
-            pytest.fail(f"still running after {deadline_s}s: {sorted(set(starting) - set(took))}")
-        time.sleep(0.05)  # poll interval; the deadline decides
-    return took
+            running = sorted(set(self.starting) - set(self.took))
+            pytest.fail(f"still running after {deadline_s}s: {running}")
+        return self.took
 
 
 def exits_with_one_line(service: Service, phrase: str = "cannot load the model") -> str:
@@ -716,36 +730,8 @@ def test_start_up_from_s3_and_the_sources_that_stop_it(
     )
     services.append(service)
     from_s3 = service.wait_ready()
-    with service.client() as client:
-        headers = login(service, "ops")
-        assert serving(client, headers) == v1
-        assert client.get("/model", headers=headers).json()["version"] == v1
-        admin = client.get("/admin/model", headers=headers)
-        assert admin.status_code == 200, admin.text
-        assert admin.json()["current"] == v1, admin.text
-        [kept] = admin.json()["versions"]
-        assert kept["sha256"] == project.sha256(v1) and kept["serving"] is True, kept
-
-        s3.publish("start", project.version("iris-lr-2"))
-        wait_for(lambda: reloads(client, "refused") >= 1, "the unpinned bytes to be refused")
-        last = client.get("/admin/model", headers=headers).json()["last_check"]
-        print(f"\n[versions] digest mismatch refused: {last['reason'][:300]}")
-        assert last["result"] == "refused", last
-        assert any(w in last["reason"].lower() for w in ("sha256", "sha-256", "digest")), last
-        assert serving(client, headers) == v1
-    service.stop()
-    local = project.start(APP_MODEL_PATH=str(project.artifact(v1)))
-    services.append(local)
-    from_file = local.wait_ready()
-    with local.client() as client:
-        assert serving(client, login(local, "ops")) == v1
-    print(
-        f"\n[versions] start-up to ready: from S3 {from_s3:.2f} s, from a local file "
-        f"{from_file:.2f} s; the model's load (fetch, check, warm-up) as logged: from S3 "
-        f"{loads_logged(service)[v1]:.3f} s, from the file {loads_logged(local)[v1]:.3f} s"
-    )
-
-    # What must stop start-up, each with one line, in bounded time: all started at once.
+    # What must stop start-up, each with one line, in bounded time: all started at once
+    # (after the S3 start-up was timed; the local one is timed once they are done).
     cases = {
         "wrong digest": (
             {"APP_MODEL_URI": s3.uri("start"), "APP_MODEL_SHA256": "0" * 64, **aws},
@@ -774,7 +760,26 @@ def test_start_up_from_s3_and_the_sources_that_stop_it(
     both = {"APP_MODEL_URI": s3.uri("start"), "APP_MODEL_PATH": str(project.artifact(v1)), **aws}
     starting = {name: project.start(**env) for name, (env, _) in cases.items()}
     starting["both settings"] = project.start(**both)
-    stopped = exit_times(starting)
+    exits = Exits(starting)
+    with service.client() as client:
+        headers = login(service, "ops")
+        assert serving(client, headers) == v1
+        assert client.get("/model", headers=headers).json()["version"] == v1
+        admin = client.get("/admin/model", headers=headers)
+        assert admin.status_code == 200, admin.text
+        assert admin.json()["current"] == v1, admin.text
+        [kept] = admin.json()["versions"]
+        assert kept["sha256"] == project.sha256(v1) and kept["serving"] is True, kept
+
+        s3.publish("start", project.version("iris-lr-2"))
+        wait_for(lambda: reloads(client, "refused") >= 1, "the unpinned bytes to be refused")
+        last = client.get("/admin/model", headers=headers).json()["last_check"]
+        print(f"\n[versions] digest mismatch refused: {last['reason'][:300]}")
+        assert last["result"] == "refused", last
+        assert any(w in last["reason"].lower() for w in ("sha256", "sha-256", "digest")), last
+        assert serving(client, headers) == v1
+    service.stop()
+    stopped = exits.wait()
     for name, (_, words) in cases.items():
         line = exits_with_one_line(starting[name])
         print(f"[versions] {name}: stopped after {stopped[name]:.1f} s: {line[:300]}")
@@ -782,6 +787,17 @@ def test_start_up_from_s3_and_the_sources_that_stop_it(
     line = exits_with_one_line(starting["both settings"], "APP_MODEL_URI")
     print(f"[versions] both settings: stopped after {stopped['both settings']:.1f} s: {line[:300]}")
     assert "APP_MODEL_PATH" in line, line
+
+    local = project.start(APP_MODEL_PATH=str(project.artifact(v1)))
+    services.append(local)
+    from_file = local.wait_ready()
+    with local.client() as client:
+        assert serving(client, login(local, "ops")) == v1
+    print(
+        f"\n[versions] start-up to ready: from S3 {from_s3:.2f} s, from a local file "
+        f"{from_file:.2f} s; the model's load (fetch, check, warm-up) as logged: from S3 "
+        f"{loads_logged(service)[v1]:.3f} s, from the file {loads_logged(local)[v1]:.3f} s"
+    )
 
 
 def swap_under_load(

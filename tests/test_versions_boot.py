@@ -1,14 +1,14 @@
 """Model versions (issue 26) against real parts: an S3-compatible server (moto's server mode), an
 MLflow registry on a SQLite store, and baked services as real uvicorn processes on loopback.
 
-Every model is trained in the test, from the iris data that scikit-learn ships, with the baked
-project's own environment, and saved with skops beside a metadata file (``model.json``: its
-``version`` and ``examples`` with the expected answers). Publishing a version means putting the
-metadata file and then the artifact under one S3 prefix (the service polls the artifact), or
-registering it in MLflow and moving the ``champion`` alias.
+Every model is trained in the test, from the iris data that scikit-learn ships (and a DataFrame
+it makes), with the baked project's own environment, and saved with skops beside a metadata file
+(``model.json``: its ``version`` and ``examples`` with the expected answers). Publishing a
+version means putting the metadata file and then the artifact under one S3 prefix (the service
+polls the artifact), or registering it in MLflow and moving the ``champion`` alias.
 
-- start-up from ``s3://`` serves; a wrong digest, a missing object and refused credentials stop
-  start-up with one line naming the problem;
+- start-up from ``s3://`` serves; a wrong digest, a missing object, refused credentials, a store
+  that does not answer, and both model settings at once each stop start-up with one line;
 - a version published under a bounded load (the iris model, and a DataFrame pipeline): every
   answer is a 200 and the version each client sees only moves forward; readiness stays 200;
 - broken versions (other features, a failing example, truncated bytes, a pickle, a digest that
@@ -18,11 +18,10 @@ registering it in MLflow and moving the ``champion`` alias.
 - a version published in two uploads (metadata file, then artifact) never serves old bytes under
   the new name; rollback to the previous version with no download; 401 and 403 for the wrong
   callers;
-- ``models:/<name>@champion``: the service follows the alias, and refuses a pickled version;
 - two workers converge on the same version, after a publish and after a rollback; SIGHUP asks
-  for a check; with auth none the admin
-  routes are not served;
-- the ONNX variant swaps too, and the protocol's versioned routes serve each kept version.
+  for a check; with auth none the admin routes are not served;
+- the ONNX variant swaps too, and the protocol's versioned routes serve each kept version;
+- ``models:/<name>@champion``: the service follows the alias, and refuses a pickled version.
 
 The measurements the issue asks for (swap time, p99 during a swap against steady state, peak RSS
 with two versions loaded, start-up from S3 against a local file) are printed (see them with

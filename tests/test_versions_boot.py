@@ -883,9 +883,10 @@ def test_a_version_published_under_load_fails_no_request_and_only_moves_forward(
         assert re.search(rf'model_info\{{[^}}]*version="{v1}"[^}}]*\}} 0\.0', metrics), metrics
         for name in ("model_load_duration_seconds_count", "model_version_serving_since_seconds"):
             assert re.search(rf"^{name}(\{{[^}}]*\}})? ", metrics, re.M), f"no {name}"
+    sizes = "/".join(f"{project.artifact(v).stat().st_size // 1024} kB" for v in (v1, v2))
     print(
         f"\n[versions] iris swap under load: {measured}; peak RSS {rss_one:.0f} MB with one "
-        f"version, {peak_rss_mb(service.process.pid):.0f} MB with two loaded"
+        f"version, {peak_rss_mb(service.process.pid):.0f} MB with two loaded (artifacts {sizes})"
     )
 
 
@@ -907,9 +908,11 @@ def test_a_dataframe_pipeline_swaps_under_load(
     measured = swap_under_load(
         service, {}, rows, lambda: s3.publish("churn", project.version(v2)), v1, v2
     )
+    sizes = "/".join(f"{project.artifact(v).stat().st_size // 1024} kB" for v in (v1, v2))
     print(
         f"\n[versions] DataFrame pipeline swap under load: {measured}; peak RSS {rss_one:.0f} MB "
-        f"with one version, {peak_rss_mb(service.process.pid):.0f} MB with two loaded"
+        f"with one version, {peak_rss_mb(service.process.pid):.0f} MB with two loaded "
+        f"(artifacts {sizes})"
     )
 
 

@@ -457,6 +457,7 @@ class Project:
     python: Path
     env: dict[str, str]
     models: Path
+    suffix: str = ".skops"
     caches: Iterator[int] = field(default_factory=itertools.count)
 
     @property
@@ -467,7 +468,7 @@ class Project:
         return self.models / name
 
     def artifact(self, name: str) -> Path:
-        return self.models / name / "model.skops"
+        return self.models / name / f"model{self.suffix}"
 
     def sha256(self, name: str) -> str:
         return hashlib.sha256(self.artifact(name).read_bytes()).hexdigest()
@@ -514,13 +515,14 @@ def installed(cookies: Any, run_dir: Path, **context: Any) -> Project:
                 input=PASSWORD + "\n",
                 timeout=120,
             )
-    return Project(baked, python, env, models)
+    return Project(baked, python, env, models, ".onnx" if onnx else ".skops")
 
 
 @pytest.fixture(scope="module")
 def jwt_project(request: pytest.FixtureRequest, cookies_session: Any, run_dir: Path) -> Project:
     """The default variant (sklearn, auth jwt): user `ops` has scope admin, `reader` has not."""
-    if any("registry" in item.fixturenames for item in request.session.items):
+    here = [item for item in request.session.items if item.path == request.path]
+    if any("registry" in item.fixturenames for item in here):
         request.getfixturevalue("registry_server")  # imports while the project installs
     return installed(cookies_session, run_dir, auth="jwt")
 

@@ -1213,6 +1213,47 @@ def test_sighup_asks_for_a_check(
         assert time.monotonic() > sent
 
 
+def test_sighup_to_two_workers_brings_every_worker_to_the_new_version(
+    open_project: Project, s3: Store, serve: Callable[..., Service]
+) -> None:
+    """`kill -HUP <pid>` as the README says, with --workers 2: the pid is uvicorn's supervisor,
+    which replaces its workers one by one; each new worker loads what the source has now. Every
+    answer under load is a 200, and every worker ends on the new version."""
+    project, v1, v2 = open_project, "iris-lr-1", "iris-tree-3"
+    s3.publish("hup2", project.version(v1))
+    service = serve(
+        project, "--workers", "2", APP_MODEL_URI=s3.uri("hup2"), **s3.env(project.baked.path)
+    )
+    wait_workers_ready(service, 2)
+    s3.publish("hup2", project.version(v2))
+    answers: list[tuple[int, str | None]] = []
+
+    def done() -> bool:
+        with service.client(headers={"Connection": "close"}) as client:
+            response = predict(client)
+        answers.append((response.status_code, response.headers.get("X-Model-Version")))
+        recent = answers[-60:]
+        return len(recent) == 60 and all(version == v2 for _, version in recent)
+
+    with Load(service, {}, ROWS) as load:
+        sent = time.monotonic()
+        os.kill(service.process.pid, signal.SIGHUP)
+        try:
+            took = wait_for(done, f"both workers to serve {v2} after SIGHUP")
+        except pytest.fail.Exception:
+            seen = {v: [a[1] for a in answers[-60:]].count(v) for v in (v1, v2)}
+            hup = [line for line in log_lines(service) if "SIGHUP" in line or "worker" in line]
+            pytest.fail(f"after SIGHUP, of the last 60 answers: {seen}\n" + "\n".join(hup[-20:]))
+    statuses = [a.status for a in load.all()] + [status for status, _ in answers]
+    failed = [s for s in statuses if s != 200]
+    print(
+        f"\n[versions] SIGHUP to two workers: {v2} on every worker {took:.2f} s after the "
+        f"signal; {len(failed)} of {len(statuses)} answers failed"
+    )
+    assert not failed, failed[:10]
+    assert time.monotonic() > sent
+
+
 def test_onnx_versions_swap_and_the_protocol_serves_each_kept_version(
     onnx_project: Project, s3: Store, serve: Callable[..., Service]
 ) -> None:

@@ -170,7 +170,7 @@ def test_prometheus_config_loads_the_alert_rules(baked: Baked) -> None:
         what="promtool check config",
     )
     assert "1 rule files found" in out, out
-    assert "6 rules found" in out, out
+    assert "7 rules found" in out, out
 
 
 def test_alert_rules_pass_their_unit_tests(baked: Baked) -> None:
@@ -185,7 +185,13 @@ def test_alert_rules_pass_their_unit_tests(baked: Baked) -> None:
 def test_alert_unit_tests_cover_every_alert(baked: Baked) -> None:
     rules = yaml.safe_load((baked.path / "monitoring/alerts.yml").read_text())
     alerts = set(rule_expressions(rules)) - recorded_names(rules)
-    assert alerts == {"ServiceDown", "HighErrorRate", "HighLatencyP99", "InputDrift"}
+    assert alerts == {
+        "ServiceDown",
+        "HighErrorRate",
+        "HighLatencyP99",
+        "InputDrift",
+        "ModelVersionsRefused",
+    }
     tests = yaml.safe_load((baked.path / "monitoring/alerts.test.yml").read_text())
     firing = {
         case["alertname"]

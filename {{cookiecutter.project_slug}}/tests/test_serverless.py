@@ -23,9 +23,10 @@ import pytest
 from mangum import Mangum
 from mangum.types import LambdaCognitoIdentity, LambdaMobileClientContext
 
-from {{ cookiecutter.project_slug }} import main, service
+from {{ cookiecutter.project_slug }} import main
+from {{ cookiecutter.project_slug }}.model import versions
 from {{ cookiecutter.project_slug }}.model.base import Predictor
-from {{ cookiecutter.project_slug }}.model.loader import load_predictor
+from {{ cookiecutter.project_slug }}.model.loader import load_fetched
 
 from .conftest import IRIS_ROW
 {%- if cookiecutter.auth == "oidc" %}
@@ -191,7 +192,7 @@ def function(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lambda]:
 
     def counted(*args: Any) -> Predictor:
         loads.append("load")
-        return load_predictor(*args)
+        return load_fetched(*args)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("APP_LOG_LEVEL", "warning")
@@ -205,7 +206,7 @@ def function(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lambda]:
 {%- if cookiecutter.auth == "jwt" %}
         patch.setenv("APP_SECRET_KEY", SECRET)
 {%- endif %}
-        patch.setattr(service, "load_predictor", counted)
+        patch.setattr(versions, "load_fetched", counted)
         sys.modules.pop(MODULE, None)
         module = importlib.import_module(MODULE)
         try:

@@ -22,6 +22,9 @@ from .security.keys_cli import keys_cli
 {%- endif %}
 from .settings import ConfigError, load_settings
 
+# How long a worker that uvicorn (re)starts may take to load and warm up its model.
+WORKER_START_TIMEOUT_S = 120
+
 app = typer.Typer(
     help="{{ cookiecutter.project_name }}: {{ cookiecutter.description }}",
     no_args_is_help=True,
@@ -80,6 +83,10 @@ def serve(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        # A worker counts as started once its model is loaded and warmed up. On SIGHUP uvicorn
+        # restarts the workers one by one and gives up on a new one not started in time (5 s
+        # by default, shorter than many models take to load).
+        timeout_worker_healthcheck=WORKER_START_TIMEOUT_S,
         # HTTPS only when a certificate is set; with CA certificates, clients must present a
         # certificate they signed (mutual TLS).
         ssl_certfile=settings.ssl_certfile,

@@ -1239,7 +1239,7 @@ def test_sighup_to_two_workers_brings_every_worker_to_the_new_version(
         sent = time.monotonic()
         os.kill(service.process.pid, signal.SIGHUP)
         try:
-            took = wait_for(done, f"both workers to serve {v2} after SIGHUP")
+            took = wait_for(done, f"both workers to serve {v2} after SIGHUP", deadline_s=30)
         except pytest.fail.Exception:
             seen = {v: [a[1] for a in answers[-60:]].count(v) for v in (v1, v2)}
             hup = [line for line in log_lines(service) if "SIGHUP" in line or "worker" in line]

@@ -354,8 +354,8 @@ def run_schemathesis(
 ) -> None:
     """Every check schemathesis has against ``service``'s own OpenAPI document, with no
     allowance: the infer route's rules that JSON Schema cannot say are kept by the hooks in
-    tests/schemathesis_hooks.py, and the protocol's routes are sent the served model's name (a
-    made-up one only ever meets the 404 before the body is read). Fails the test with
+    tests/schemathesis_hooks.py, and the protocol's routes are sent the served model's name and
+    version (made-up ones only ever meet the 404 before the body is read). Fails the test with
     schemathesis's report if it finds anything, or if it ran no operation."""
     schemathesis = Path(sys.executable).parent / "schemathesis"
     with service.client() as client:
@@ -363,9 +363,20 @@ def run_schemathesis(
     assert model.status_code == 200, f"{what}: GET /model answered {model.status_code}"
     report = folder / "junit.xml"
     config = folder / "schemathesis.toml"
-    name = json.dumps(model.json()["name"])
-    operation = ["[[operations]]", 'include-path-regex = "^/v2/models/"']
-    config.write_text("\n".join([*operation, f'parameters = {{ "path.name" = {name} }}', ""]))
+    name, version = json.dumps(model.json()["name"]), json.dumps(model.json()["version"])
+    config.write_text(
+        "\n".join(
+            [
+                "[[operations]]",
+                'include-path-regex = "^/v2/models/\\\\{name\\\\}(/ready|/infer)?$"',
+                f'parameters = {{ "path.name" = {name} }}',
+                "[[operations]]",  # the routes of each kept version: the one serving
+                'include-path-regex = "^/v2/models/\\\\{name\\\\}/versions/"',
+                f'parameters = {{ "path.name" = {name}, "path.version" = {version} }}',
+                "",
+            ]
+        )
+    )
     env = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": str(SCHEMATHESIS_HOOKS),

@@ -25,7 +25,8 @@ from typing import Any
 
 import schemathesis
 
-INFER = "/v2/models/{name}/infer"
+# The infer route, and the same route for each kept version of the model.
+INFER = {"/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"}
 DATATYPE = {"number": "FP64", "integer": "INT64", "boolean": "BOOL"}
 VALUE: dict[str, Any] = {
     "number": 0.0,
@@ -78,7 +79,7 @@ def _described(name: str, feature: dict[str, Any], rows: int) -> dict[str, Any]:
 @schemathesis.hook
 def map_case(context: Any, case: Any) -> Any:
     """Each generated infer body with the tensors' data filling their shapes; see the module."""
-    if context.operation is None or context.operation.path != INFER:
+    if context.operation is None or context.operation.path not in INFER:
         return case
     body = case.body
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):

@@ -47,7 +47,8 @@ BASE_IMAGE = "docker.io/library/python:3.11-slim"
 # Uncompressed image size (podman's Size), base image included. The goal was 300 and 200 MB;
 # on a python:3.11-slim base (183 MB for the stand-in here) numpy and onnxruntime alone take
 # ~150 MB, so these limits hold what the lean Dockerfile reaches (655 and 444 MB before it).
-IMAGE_LIMIT_MB = {"sklearn": 560, "onnx": 440}
+# obstore, the model-store client every variant has, added about 10 MB to each.
+IMAGE_LIMIT_MB = {"sklearn": 575, "onnx": 450}
 # From `podman run` to /health/ready answering 200: import, model load and warm-up. The goal
 # is 3 s; on this shared 2-core machine under a load average of 8 the ONNX image took 3.3 s and
 # the scikit-learn one 14 s, so the bound only catches a start that hangs. Read the printed time.

@@ -640,6 +640,7 @@ def test_prometheus_scrapes_the_service(served: Served, prometheus_server: str) 
             "feature_bucket:model_input_share:ratio_1h",
             "feature:model_input_psi:1h",
             "InputDrift",
+            "ModelVersionsRefused",
         }
         for rule in (r for group in rules for r in group["rules"]):
             assert rule["health"] in ("ok", "unknown"), rule
